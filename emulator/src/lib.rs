@@ -1,0 +1,418 @@
+//! `tableau-emulator`: a local emulator of the Tableau Server REST API (the parts a data-source
+//! publisher uses) with fault injection, for tests and benchmarks.
+//!
+//! Written from the project's facts file and Tableau's canned responses only; it shares no code
+//! with the client library. See `emulator/README.md` for the endpoints, the control API, the seed
+//! format and the list of behaviours that are choices rather than confirmed facts.
+//!
+//! ```no_run
+//! let emu = tableau_emulator::Emulator::start(tableau_emulator::Config::default()).unwrap();
+//! println!("{}", emu.url());
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+mod filter;
+mod multipart;
+mod server;
+mod state;
+mod util;
+mod xml;
+
+/// Emulator settings. `Config::default()` gives a Tableau-Server-like setup on a random port.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// Address to listen on; default `127.0.0.1:0` (a free port).
+    pub listen: SocketAddr,
+    /// Session lifetime; default 240 minutes. An idle timeout (each authenticated request extends
+    /// it) unless `absolute_token_ttl` is set.
+    pub token_ttl: Duration,
+    /// Count `token_ttl` from sign-in instead of from the last request. Default false.
+    pub absolute_token_ttl: bool,
+    /// `restApiVersion` advertised by serverinfo; URLs with a higher version get 404003. Default "3.25".
+    pub api_version: String,
+    /// Where uploads and published files are kept. `None` → a temporary directory owned by the
+    /// emulator and removed when it is dropped.
+    pub data_dir: Option<PathBuf>,
+    /// Hash and count uploads but do not write them to disk (benchmarks).
+    pub discard_data: bool,
+    /// Sites, users, PATs and projects to start with.
+    pub seed: Seed,
+    /// Asynchronous publish jobs complete this long after creation; default 300 ms.
+    pub job_duration: Duration,
+    /// Cap on `pageSize` (larger values are clamped); default 1000.
+    pub max_page_size: u32,
+    /// A single-request publish whose file part is larger is refused (413); default 64 MiB.
+    pub max_single_request_bytes: u64,
+    /// An append whose file part is larger is refused (413); default 64 MiB.
+    pub max_chunk_bytes: u64,
+    /// Error code an expired token gets; default "401000". Tokens ended by sign-out or by a second
+    /// sign-in with the same PAT always get "401002".
+    pub expired_token_code: String,
+    /// HTTP status of an `asJob=true` publish; default 202.
+    pub async_publish_status: u16,
+    /// When true an upload session can only be used with the auth session that created it
+    /// (after a re-sign-in it answers 404). Default false.
+    pub bind_upload_sessions_to_auth: bool,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            token_ttl: Duration::from_secs(240 * 60),
+            absolute_token_ttl: false,
+            api_version: "3.25".to_owned(),
+            data_dir: None,
+            discard_data: false,
+            seed: Seed::default(),
+            job_duration: Duration::from_millis(300),
+            max_page_size: 1000,
+            max_single_request_bytes: 64 * 1024 * 1024,
+            max_chunk_bytes: 64 * 1024 * 1024,
+            expired_token_code: "401000".to_owned(),
+            async_publish_status: 202,
+            bind_upload_sessions_to_auth: false,
+        }
+    }
+}
+
+/// The seed file format (JSON). See `emulator/README.md`.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Seed {
+    pub sites: Vec<SeedSite>,
+}
+
+/// A site in the seed. `content_url` "" is the Default site.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedSite {
+    #[serde(default)]
+    pub content_url: String,
+    #[serde(default)]
+    pub name: Option<String>,
+    #[serde(default)]
+    pub users: Vec<SeedUser>,
+    #[serde(default)]
+    pub projects: Vec<SeedProject>,
+}
+
+/// A user in the seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedUser {
+    pub name: String,
+    #[serde(default)]
+    pub password: Option<String>,
+    #[serde(default = "default_site_role")]
+    pub site_role: String,
+    #[serde(default)]
+    pub pats: Vec<SeedPat>,
+}
+
+fn default_site_role() -> String {
+    "ServerAdministrator".to_owned()
+}
+
+/// A personal access token in the seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedPat {
+    pub name: String,
+    pub secret: String,
+}
+
+/// A project (and its children) in the seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedProject {
+    pub name: String,
+    #[serde(default)]
+    pub description: Option<String>,
+    #[serde(default)]
+    pub children: Vec<SeedProject>,
+}
+
+impl Default for Seed {
+    /// Default site ("") and site "qa"; on each: user `admin` / `admin-pass`
+    /// (ServerAdministrator) with PAT `ci` / `ci-secret`; projects `default`, `Finance` › `Quarterly`.
+    fn default() -> Self {
+        let site = |content_url: &str, name: &str| SeedSite {
+            content_url: content_url.to_owned(),
+            name: Some(name.to_owned()),
+            users: vec![SeedUser {
+                name: "admin".to_owned(),
+                password: Some("admin-pass".to_owned()),
+                site_role: "ServerAdministrator".to_owned(),
+                pats: vec![SeedPat { name: "ci".to_owned(), secret: "ci-secret".to_owned() }],
+            }],
+            projects: vec![
+                SeedProject {
+                    name: "default".to_owned(),
+                    description: Some("The default project that was automatically created by Tableau.".to_owned()),
+                    children: vec![],
+                },
+                SeedProject {
+                    name: "Finance".to_owned(),
+                    description: None,
+                    children: vec![SeedProject { name: "Quarterly".to_owned(), description: None, children: vec![] }],
+                },
+            ],
+        };
+        Seed { sites: vec![site("", "Default"), site("qa", "qa")] }
+    }
+}
+
+impl Seed {
+    /// Read a JSON seed file.
+    pub fn from_file(path: impl AsRef<Path>) -> std::io::Result<Seed> {
+        let text = std::fs::read_to_string(path)?;
+        Self::from_json(&text)
+    }
+
+    /// Parse a JSON seed.
+    pub fn from_json(text: &str) -> std::io::Result<Seed> {
+        serde_json::from_str(text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+    }
+}
+
+/// One published data source, as the emulator stores it.
+#[derive(Clone, Debug, Serialize)]
+pub struct PublishedDatasource {
+    pub id: String,
+    /// Site content URL ("" = Default).
+    pub site: String,
+    pub name: String,
+    pub content_url: String,
+    pub project_id: String,
+    pub project_name: String,
+    /// hyper | tds | tdsx | tde
+    pub file_type: String,
+    /// Bytes of the last uploaded file.
+    pub size: u64,
+    /// Hex SHA-256 of the last uploaded file.
+    pub sha256: String,
+    pub history: Vec<DatasourceOp>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// One publish applied to a data source.
+#[derive(Clone, Debug, Serialize)]
+pub struct DatasourceOp {
+    /// "create" | "overwrite" | "append"
+    pub op: String,
+    pub size: u64,
+    pub sha256: String,
+}
+
+/// One handled REST request (control requests are not logged).
+#[derive(Clone, Debug, Serialize)]
+pub struct LoggedRequest {
+    pub seq: u64,
+    pub method: String,
+    pub path: String,
+    pub query: String,
+    /// HTTP status sent; 0 when the connection was dropped without a response.
+    pub status: u16,
+    /// Tableau error code when the response was an error.
+    pub code: Option<String>,
+    /// Request body bytes read.
+    pub body_bytes: u64,
+    /// Serial number of the auth session used (never the token).
+    pub auth_session: Option<u64>,
+    /// The injected fault applied to this request, if any.
+    pub fault: Option<String>,
+}
+
+/// A fault to inject. It applies to the `nth`..`nth+times-1` matching requests counted from
+/// injection time (1-based). A request matches when the method (if given) equals it
+/// case-insensitively and the path plus `?query` contains `path_contains` (if given).
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Fault {
+    #[serde(default)]
+    pub method: Option<String>,
+    #[serde(default)]
+    pub path_contains: Option<String>,
+    #[serde(default = "one")]
+    pub nth: u32,
+    #[serde(default = "one")]
+    pub times: u32,
+    pub action: FaultAction,
+}
+
+fn one() -> u32 {
+    1
+}
+
+/// What an injected fault does.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum FaultAction {
+    /// Answer with this Tableau error (the request is not applied). An empty `code` sends a
+    /// non-XML HTML body instead, like a gateway would.
+    Error {
+        status: u16,
+        code: String,
+        #[serde(default)]
+        summary: String,
+        #[serde(default)]
+        detail: String,
+        #[serde(default)]
+        retry_after: Option<String>,
+    },
+    /// Wait, then handle normally.
+    Delay { ms: u64 },
+    /// Close the connection without any response, before reading the body.
+    Reset,
+    /// Read the whole body, apply the request, then close the connection without a response.
+    ResetAfterBody,
+    /// Expire the request's auth session right before handling it.
+    ExpireToken,
+    /// The async job created by this request ends with finishCode 1 and these notes.
+    FailJob { notes: String },
+}
+
+/// A running emulator. Dropping it stops the server (same as [`Emulator::shutdown`]).
+pub struct Emulator {
+    shared: Arc<state::Shared>,
+    url: String,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+    _tempdir: Option<tempfile::TempDir>,
+}
+
+impl Emulator {
+    /// Bind and start serving on a thread of its own (its own 2-worker tokio runtime). Returns
+    /// once the listener is bound. Does not need (or use) a caller's tokio runtime.
+    pub fn start(config: Config) -> std::io::Result<Emulator> {
+        let (data_dir, tempdir) = match &config.data_dir {
+            Some(d) => (d.clone(), None),
+            None => {
+                let t = tempfile::Builder::new().prefix("tableau-emulator-").tempdir()?;
+                (t.path().to_path_buf(), Some(t))
+            }
+        };
+        std::fs::create_dir_all(data_dir.join("uploads"))?;
+        std::fs::create_dir_all(data_dir.join("incoming"))?;
+        std::fs::create_dir_all(data_dir.join("datasources"))?;
+        if util::parse_version(&config.api_version).is_none() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("api_version {:?} is not of the form X.Y", config.api_version),
+            ));
+        }
+        let shared = Arc::new(state::Shared::new(config.clone(), data_dir));
+        let listener = std::net::TcpListener::bind(config.listen)?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+        let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel::<std::io::Result<()>>();
+        let sh = shared.clone();
+        let thread = std::thread::Builder::new()
+            .name("tableau-emulator".to_owned())
+            .spawn(move || server::run(sh, listener, stop_rx, ready_tx))?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(std::io::Error::other("emulator thread exited during start-up"));
+            }
+        }
+        Ok(Emulator {
+            shared,
+            url: format!("http://{addr}"),
+            stop: Some(stop_tx),
+            thread: Some(thread),
+            _tempdir: tempdir,
+        })
+    }
+
+    /// `http://127.0.0.1:PORT` (no trailing slash).
+    pub fn url(&self) -> String {
+        self.url.clone()
+    }
+
+    /// The data directory in use.
+    pub fn data_dir(&self) -> PathBuf {
+        self.shared.data_dir.clone()
+    }
+
+    /// All published data sources (completes due jobs first).
+    pub fn datasources(&self) -> Vec<PublishedDatasource> {
+        self.shared.datasources()
+    }
+
+    /// The request log (REST requests only, oldest first).
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.shared.requests()
+    }
+
+    /// Expire every live session now; they get `expired_token_code`.
+    pub fn expire_all_tokens(&self) {
+        self.shared.expire_all_tokens()
+    }
+
+    /// Change the session lifetime (applies to existing sessions too).
+    pub fn set_token_ttl(&self, ttl: Duration) {
+        self.shared.set_token_ttl(ttl)
+    }
+
+    /// Add a fault; its match counter starts now.
+    pub fn inject_fault(&self, fault: Fault) {
+        self.shared.inject_fault(fault)
+    }
+
+    /// Remove all faults.
+    pub fn clear_faults(&self) {
+        self.shared.clear_faults()
+    }
+
+    /// Create a project; returns its LUID. Panics if the site or the parent is unknown.
+    pub fn add_project(&self, site_content_url: &str, parent_id: Option<&str>, name: &str) -> String {
+        self.shared
+            .add_project(site_content_url, parent_id, name)
+            .unwrap_or_else(|e| panic!("add_project: {e}"))
+    }
+
+    /// LUID of a project found by its path of names from the top level.
+    pub fn project_id(&self, site_content_url: &str, path: &[&str]) -> Option<String> {
+        self.shared.project_id(site_content_url, path)
+    }
+
+    /// Print one line per REST request to stderr (method path status code).
+    pub fn set_log_to_stderr(&self, on: bool) {
+        self.shared.log_stderr.store(on, std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Stop the server and join its thread.
+    pub fn shutdown(mut self) {
+        self.stop_inner();
+    }
+
+    fn stop_inner(&mut self) {
+        if let Some(tx) = self.stop.take() {
+            let _ = tx.send(());
+        }
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.stop_inner();
+    }
+}
+
+impl std::fmt::Debug for Emulator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Emulator").field("url", &self.url).finish()
+    }
+}

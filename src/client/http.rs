@@ -1,0 +1,256 @@
+//! HTTP transport: one kept-alive connection, request counting, and turning failures into
+//! [`Error`]s that name Tableau's code, summary, detail, the HTTP status, and what to do.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use reqwest::{Client, Method, RequestBuilder, StatusCode};
+
+use super::xml::{self, Element, TableauError};
+use crate::error::{Error, ErrorKind, Result};
+
+/// A successful response with its body read.
+#[derive(Debug)]
+pub struct Response {
+    /// HTTP status.
+    pub status: StatusCode,
+    /// Body as text.
+    pub body: String,
+}
+
+impl Response {
+    /// Parses the body as XML; a parse failure is a server error naming the call.
+    pub fn xml(&self, what: &str) -> Result<Element> {
+        xml::parse(&self.body).map_err(|e| {
+            Error::new(
+                ErrorKind::Server,
+                format!(
+                    "{what}: the server's answer (HTTP {}) is not Tableau XML ({e}); is server_url a Tableau Server or Tableau Cloud address? Body starts: {}",
+                    self.status.as_u16(),
+                    snippet(&self.body)
+                ),
+            )
+        })
+    }
+}
+
+/// The HTTP side of the client.
+pub struct Http {
+    client: Client,
+    base: String,
+    timeout: Duration,
+    requests: AtomicU64,
+}
+
+impl Http {
+    /// A client for `base` (e.g. `https://tableau.example.com`).
+    pub fn new(base: &str, timeout: Duration) -> Result<Http> {
+        let mut builder = Client::builder()
+            .user_agent(concat!("tableau-publisher/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(30))
+            .pool_max_idle_per_host(2)
+            .tcp_nodelay(true);
+        if is_loopback(base) {
+            builder = builder.no_proxy();
+        }
+        let client = builder.build().map_err(|e| {
+            Error::new(
+                ErrorKind::Internal,
+                format!("cannot set up the HTTP client: {e}"),
+            )
+        })?;
+        Ok(Http {
+            client,
+            base: base.to_owned(),
+            timeout,
+            requests: AtomicU64::new(0),
+        })
+    }
+
+    /// The server's base URL.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// HTTP requests sent so far.
+    pub fn requests(&self) -> u64 {
+        self.requests.load(Ordering::Relaxed)
+    }
+
+    /// Starts a request to `base + path` (path begins with `/`), with the per-request timeout.
+    pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
+        self.client
+            .request(method, format!("{}{path}", self.base))
+            .timeout(self.timeout)
+    }
+
+    /// Sends a request; non-2xx answers become errors. `what` names the call in messages.
+    pub async fn send(&self, req: RequestBuilder, what: &str) -> Result<Response> {
+        self.requests.fetch_add(1, Ordering::Relaxed);
+        let resp = req.send().await.map_err(|e| self.transport_error(what, &e))?;
+        let status = resp.status();
+        let retry_after = resp
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned);
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| self.transport_error(what, &e))?;
+        if status.is_success() {
+            return Ok(Response { status, body });
+        }
+        Err(status_error(what, status, &body, retry_after.as_deref()))
+    }
+
+    fn transport_error(&self, what: &str, e: &reqwest::Error) -> Error {
+        let cause = error_chain(e);
+        if e.is_timeout() {
+            Error::new(
+                ErrorKind::Timeout,
+                format!(
+                    "{what}: no answer from {} within {} s ({cause}); raise \"request_timeout_secs\" or lower \"chunk_size_bytes\" on slow links",
+                    self.base,
+                    self.timeout.as_secs()
+                ),
+            )
+        } else if e.is_connect() {
+            Error::new(
+                ErrorKind::Network,
+                format!(
+                    "{what}: cannot connect to {} ({cause}); check server_url, DNS, proxy and firewall",
+                    self.base
+                ),
+            )
+        } else {
+            Error::new(
+                ErrorKind::Network,
+                format!("{what}: the connection to {} failed ({cause})", self.base),
+            )
+        }
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        let text = inner.to_string();
+        if !s.contains(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        source = inner.source();
+    }
+    s
+}
+
+fn is_loopback(base: &str) -> bool {
+    match reqwest::Url::parse(base).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
+fn snippet(body: &str) -> String {
+    let one_line: String = body
+        .chars()
+        .take(160)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    format!("\"{}\"", one_line.trim())
+}
+
+/// The error kind and advice for a Tableau error code (or bare HTTP status).
+fn classify(status: StatusCode, code: &str) -> (ErrorKind, &'static str) {
+    match code {
+        "401001" => (
+            ErrorKind::Auth,
+            "sign-in was refused: check the token name and secret (or user name and password) and that \"site\" is the site's content URL as it appears after /site/ in the browser (\"\" for the Default site); with MFA on, use a personal access token",
+        ),
+        "401000" | "401002" => (
+            ErrorKind::Auth,
+            "the session token was missing, expired or ended (a second sign-in with the same personal access token ends the first session); use one token per concurrent job",
+        ),
+        "403007" => (
+            ErrorKind::Conflict,
+            "a data source with this name already exists in the project; use mode \"overwrite\" to replace it or choose another datasource_name",
+        ),
+        _ => match status.as_u16() {
+            401 => (ErrorKind::Auth, "the server refused the credentials"),
+            403 => (
+                ErrorKind::Permission,
+                "the user lacks permission for this (publishing needs a Creator/Explorer-can-publish role and Publish permission on the project), or the token belongs to another site",
+            ),
+            404 => (ErrorKind::NotFound, "check the site, project and data source names"),
+            405 => (ErrorKind::Server, "the server does not support this call at this API version"),
+            409 => (ErrorKind::Conflict, "the request conflicts with what is on the server"),
+            413 => (ErrorKind::Server, "the request is too large for the server; lower \"chunk_size_bytes\""),
+            429 => (
+                ErrorKind::RateLimited,
+                "Tableau is throttling requests; retry later",
+            ),
+            408 | 504 => (
+                ErrorKind::Timeout,
+                "a gateway timed out; publish asynchronously (\"as_job\": true) or lower \"chunk_size_bytes\"",
+            ),
+            400 => (
+                ErrorKind::Server,
+                "the server could not process the request; check the file is a valid extract of the configured type",
+            ),
+            _ => (ErrorKind::Server, "the server failed; retry later or ask its administrator"),
+        },
+    }
+}
+
+/// Builds the error for a non-2xx answer.
+pub fn status_error(what: &str, status: StatusCode, body: &str, retry_after: Option<&str>) -> Error {
+    let parsed: Option<TableauError> = xml::parse_error(body);
+    let code = parsed.as_ref().map(|e| e.code.as_str()).unwrap_or("");
+    let (kind, advice) = classify(status, code);
+    let mut msg = match &parsed {
+        Some(e) => format!(
+            "{what} failed: HTTP {}, Tableau error {} ({}): {}",
+            status.as_u16(),
+            e.code,
+            e.summary,
+            e.detail
+        ),
+        None if body.trim().is_empty() => format!("{what} failed: HTTP {}", status),
+        None => format!(
+            "{what} failed: HTTP {}; the body is not a Tableau error: {}",
+            status,
+            snippet(body)
+        ),
+    };
+    if let Some(ra) = retry_after {
+        msg.push_str(&format!(" (Retry-After: {ra})"));
+    }
+    msg.push_str(". ");
+    msg.push_str(advice);
+    Error::new(kind, msg).with_code(code, status.as_u16())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classifies_tableau_codes() {
+        let body = r#"<tsResponse xmlns="http://tableau.com/api"><error code="403007"><summary>Forbidden</summary><detail>The datasource 'X' already exists</detail></error></tsResponse>"#;
+        let e = status_error("Publish", StatusCode::FORBIDDEN, body, None);
+        assert_eq!(e.kind(), ErrorKind::Conflict);
+        assert!(e.message().contains("403007") && e.message().contains("HTTP 403"));
+        let e = status_error("Publish", StatusCode::FORBIDDEN, "<tsResponse><error code=\"403004\"/></tsResponse>", None);
+        assert_eq!(e.kind(), ErrorKind::Permission);
+        let e = status_error("Query", StatusCode::BAD_GATEWAY, "<html>bad gateway</html>", None);
+        assert_eq!(e.kind(), ErrorKind::Server);
+        assert!(e.message().contains("502"));
+        let e = status_error("Query", StatusCode::TOO_MANY_REQUESTS, "", Some("30"));
+        assert_eq!(e.kind(), ErrorKind::RateLimited);
+        assert!(e.message().contains("Retry-After: 30"));
+    }
+}

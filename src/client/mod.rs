@@ -1,0 +1,11 @@
+//! The Tableau REST client: HTTP transport and error mapping ([`http`]), XML response parsing
+//! ([`xml`]), multipart bodies streamed from disk ([`multipart`]) and the calls the publisher
+//! makes ([`api`]). Written from Tableau's documentation and its client's fixtures; shares no
+//! code with the emulator.
+
+pub mod api;
+pub mod http;
+pub mod multipart;
+pub mod xml;
+
+pub use api::Api;

@@ -1,0 +1,116 @@
+//! Errors as data: a kind (mapped 1:1 to `tp_status` at the C boundary) and a message that names
+//! the problem and the fix. Messages never contain secrets.
+
+use std::fmt;
+
+/// What went wrong, at the granularity a host can act on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// A NULL pointer, a bad length or a non-UTF-8 string from the caller.
+    InvalidArgument,
+    /// The configuration is invalid or incomplete.
+    Config,
+    /// The call is not allowed in the handle's current state.
+    State,
+    /// Reading or writing local files (the spool) failed.
+    Io,
+    /// Tableau refused the credentials or the session.
+    Auth,
+    /// Tableau says the user may not do this.
+    Permission,
+    /// Tableau could not find the site, project or data source.
+    NotFound,
+    /// The data source already exists (create_new) or the request conflicts with server state.
+    Conflict,
+    /// Tableau throttled the requests (HTTP 429).
+    RateLimited,
+    /// Tableau answered with a server-side error or an unexpected response.
+    Server,
+    /// The server could not be reached or the connection broke.
+    Network,
+    /// A request or the publish job took longer than allowed.
+    Timeout,
+    /// The publish was cancelled.
+    Cancelled,
+    /// A bug in this library.
+    Internal,
+}
+
+/// An error with a human-readable message that says what to do about it.
+#[derive(Clone, Debug)]
+pub struct Error {
+    kind: ErrorKind,
+    message: String,
+    tableau_code: Option<String>,
+    http_status: Option<u16>,
+}
+
+impl Error {
+    /// Builds an error of `kind` with `message`.
+    pub fn new(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Error {
+            kind,
+            message: message.into(),
+            tableau_code: None,
+            http_status: None,
+        }
+    }
+
+    /// Records the server's answer: Tableau's error code (may be empty) and the HTTP status.
+    pub fn with_code(mut self, tableau_code: &str, http_status: u16) -> Self {
+        self.tableau_code = (!tableau_code.is_empty()).then(|| tableau_code.to_owned());
+        self.http_status = Some(http_status);
+        self
+    }
+
+    /// Tableau's error code (e.g. `"401002"`) when the server sent one.
+    pub fn tableau_code(&self) -> Option<&str> {
+        self.tableau_code.as_deref()
+    }
+
+    /// The HTTP status when the server answered.
+    pub fn http_status(&self) -> Option<u16> {
+        self.http_status
+    }
+
+    /// The error's kind.
+    pub fn kind(&self) -> ErrorKind {
+        self.kind
+    }
+
+    /// The full message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Adds text to the end of the message (e.g. where the kept spool is).
+    pub fn with_suffix(mut self, suffix: &str) -> Self {
+        self.message.push_str(suffix);
+        self
+    }
+
+    /// Adds context to the front of the message (`"{context}: {message}"`).
+    pub fn context(mut self, context: &str) -> Self {
+        self.message = format!("{context}: {}", self.message);
+        self
+    }
+
+    pub(crate) fn config(message: impl Into<String>) -> Self {
+        Error::new(ErrorKind::Config, message)
+    }
+
+    pub(crate) fn io(what: &str, err: &std::io::Error) -> Self {
+        Error::new(ErrorKind::Io, format!("{what}: {err}"))
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Shorthand for results in this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

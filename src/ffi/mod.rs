@@ -1,0 +1,202 @@
+//! The C ABI: every `#[no_mangle]` export, and nothing but the translation between C and
+//! [`Publisher`](crate::Publisher). Each body runs inside [`boundary::ffi_boundary`].
+#![deny(missing_docs)]
+#![allow(clippy::missing_safety_doc)]
+
+mod boundary;
+mod handle;
+mod last_error;
+mod status;
+
+use std::ffi::{c_char, CStr};
+use std::ptr;
+
+use boundary::ffi_boundary;
+pub use handle::tp_publisher;
+use last_error::{init_error, set_init_error, to_cstring};
+pub use status::{tp_status, TP_ABI_VERSION};
+
+use crate::error::Error;
+use crate::publisher::Publisher;
+
+fn fail(p: &mut tp_publisher, e: &Error) -> tp_status {
+    p.last_error = to_cstring(e.message());
+    e.kind().into()
+}
+
+fn null_handle(function: &str) -> tp_status {
+    set_init_error(&format!(
+        "{function}: the publisher handle is NULL; pass the handle that tp_init wrote"
+    ));
+    tp_status::TP_ERR_INVALID_ARGUMENT
+}
+
+fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
+    let msg = format!(
+        "{function}: internal error (a bug in tableau-publisher); any data fed is still in spool_dir"
+    );
+    // SAFETY: same pointer the caller gave us; the panic happened inside our own code.
+    match unsafe { tp_publisher::from_ptr(p) } {
+        Some(h) => h.last_error = to_cstring(&msg),
+        None => set_init_error(&msg),
+    }
+    tp_status::TP_ERR_INTERNAL
+}
+
+/// Parses and validates the JSON configuration `config_json` (UTF-8, NUL-terminated) and, on
+/// success, writes a new handle to `*out`. No network, no threads, no files are created.
+/// On failure `*out` is left unchanged and `tp_last_error(NULL)` describes the problem.
+/// The caller keeps ownership of `config_json` and must release the handle with `tp_free`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_init(config_json: *const c_char, out: *mut *mut tp_publisher) -> tp_status {
+    ffi_boundary!(
+        {
+            set_init_error("tp_init: internal error (a bug in tableau-publisher)");
+            tp_status::TP_ERR_INTERNAL
+        },
+        {
+            if config_json.is_null() || out.is_null() {
+                set_init_error("tp_init: config_json and out must not be NULL");
+                return tp_status::TP_ERR_INVALID_ARGUMENT;
+            }
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let json = match unsafe { CStr::from_ptr(config_json) }.to_str() {
+                Ok(s) => s,
+                Err(_) => {
+                    set_init_error("tp_init: config_json is not valid UTF-8");
+                    return tp_status::TP_ERR_INVALID_ARGUMENT;
+                }
+            };
+            match Publisher::new(json) {
+                Ok(publisher) => {
+                    set_init_error("");
+                    // SAFETY: `out` is non-NULL and writable per the contract.
+                    unsafe { *out = Box::into_raw(tp_publisher::new(publisher)) };
+                    tp_status::TP_OK
+                }
+                Err(e) => {
+                    set_init_error(e.message());
+                    e.kind().into()
+                }
+            }
+        }
+    )
+}
+
+/// Appends `len` bytes at `data` to the handle's spool on disk; memory use stays bounded
+/// whatever the total. `(NULL, 0)` is an empty chunk; `(NULL, len > 0)` is
+/// `TP_ERR_INVALID_ARGUMENT`. The bytes are copied; the caller keeps ownership of `data`.
+/// After `tp_finalize_and_publish` has been called, returns `TP_ERR_STATE`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_feed_chunk(p: *mut tp_publisher, data: *const u8, len: usize) -> tp_status {
+    ffi_boundary!(panicked(p, "tp_feed_chunk"), {
+        // SAFETY: NULL or a live handle per the contract.
+        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
+            return null_handle("tp_feed_chunk");
+        };
+        h.last_error = Default::default();
+        let bytes: &[u8] = if len == 0 {
+            &[]
+        } else if data.is_null() {
+            h.last_error = to_cstring("tp_feed_chunk: data is NULL but len is not 0");
+            return tp_status::TP_ERR_INVALID_ARGUMENT;
+        } else {
+            // SAFETY: non-NULL, `len` readable bytes per the contract.
+            unsafe { std::slice::from_raw_parts(data, len) }
+        };
+        match h.inner.feed(bytes) {
+            Ok(()) => tp_status::TP_OK,
+            Err(e) => fail(h, &e),
+        }
+    })
+}
+
+/// Publishes everything fed so far: reads server info, signs in (only now), resolves the
+/// project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
+/// published asynchronously, and signs out. Blocks until done. On success the spool is deleted
+/// and `tp_result_json` describes the data source. On failure the spool is kept on disk (its
+/// path is in `tp_last_error`) and the call may be repeated; must not be called from inside a
+/// tokio runtime.
+#[no_mangle]
+pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_status {
+    ffi_boundary!(panicked(p, "tp_finalize_and_publish"), {
+        // SAFETY: NULL or a live handle per the contract.
+        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
+            return null_handle("tp_finalize_and_publish");
+        };
+        h.last_error = Default::default();
+        match h.inner.finalize_and_publish() {
+            Ok(result) => {
+                let json = serde_json::to_string(result).unwrap_or_default();
+                h.result_json = Some(to_cstring(&json));
+                tp_status::TP_OK
+            }
+            Err(e) => fail(h, &e),
+        }
+    })
+}
+
+/// The UTF-8 message of the last failure on handle `p` (Tableau's error code, summary, detail
+/// and HTTP status when the server refused, and what to do). With `p == NULL`, the calling
+/// thread's last `tp_init` failure (or NULL-handle error). Empty string when there was none.
+/// Never NULL, never contains a secret. Owned by the library; valid until the next call on
+/// the same handle (or, for NULL, the thread's next `tp_init`).
+#[no_mangle]
+pub unsafe extern "C" fn tp_last_error(p: *const tp_publisher) -> *const c_char {
+    ffi_boundary!(b"\0".as_ptr().cast(), {
+        // SAFETY: NULL or a live handle per the contract.
+        match unsafe { tp_publisher::from_const_ptr(p) } {
+            Some(h) => h.last_error.as_ptr(),
+            None => init_error(),
+        }
+    })
+}
+
+/// After a successful `tp_finalize_and_publish`: a JSON object with `datasource_id`,
+/// `datasource_name`, `content_url`, `project_id`, `site_id`, `bytes`, `sha256`, `file_type`,
+/// `mode`, `chunked`, `chunks`, `job_id`, `api_version`, `sign_ins`, `upload_sessions` and
+/// `http_requests`. NULL before success or when `p` is NULL. Owned by the handle; valid until
+/// `tp_free`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_result_json(p: *const tp_publisher) -> *const c_char {
+    ffi_boundary!(ptr::null(), {
+        // SAFETY: NULL or a live handle per the contract.
+        match unsafe { tp_publisher::from_const_ptr(p) } {
+            Some(h) => h.result_json.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+            None => ptr::null(),
+        }
+    })
+}
+
+/// Releases a handle. A spool that was not published successfully is deleted unless a failed
+/// `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
+/// no-op. The handle must not be used afterwards.
+#[no_mangle]
+pub unsafe extern "C" fn tp_free(p: *mut tp_publisher) {
+    ffi_boundary!((), {
+        if !p.is_null() {
+            // SAFETY: a pointer from tp_init, not yet freed, per the contract.
+            drop(unsafe { Box::from_raw(p) });
+        }
+    })
+}
+
+/// The library version, e.g. "0.1.0". Static; never NULL.
+#[no_mangle]
+pub extern "C" fn tp_version() -> *const c_char {
+    status::VERSION.as_ptr().cast()
+}
+
+/// The C ABI version this library implements; equals `TP_ABI_VERSION` from the header it was
+/// built with. A host should refuse to run when the two differ.
+#[no_mangle]
+pub extern "C" fn tp_abi_version() -> u32 {
+    TP_ABI_VERSION
+}
+
+/// A static, NUL-terminated description of a `tp_status` value ("unknown status" for values
+/// this version does not know). Never NULL.
+#[no_mangle]
+pub extern "C" fn tp_status_str(status: i32) -> *const c_char {
+    status::status_str(status)
+}

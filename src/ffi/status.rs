@@ -1,0 +1,116 @@
+//! `tp_status`, its static descriptions, and version information.
+
+use std::ffi::c_char;
+
+use crate::error::ErrorKind;
+
+/// Result of every fallible call. Values are fixed and only ever appended to; 0 means success,
+/// so `if (rc)` tests for failure. Details of a failure are in `tp_last_error()`.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tp_status {
+    /// Success.
+    TP_OK = 0,
+    /// A NULL pointer, an invalid length or a string that is not UTF-8.
+    TP_ERR_INVALID_ARGUMENT = 1,
+    /// The configuration is invalid or incomplete (also: data that is not a Tableau file).
+    TP_ERR_CONFIG = 2,
+    /// The call is not allowed now (e.g. feeding after finalize, or finalize with no data).
+    TP_ERR_STATE = 3,
+    /// Local file I/O failed (spool directory missing, disk full).
+    TP_ERR_IO = 4,
+    /// Tableau refused the credentials or the session.
+    TP_ERR_AUTH = 5,
+    /// Tableau says the user may not do this.
+    TP_ERR_PERMISSION = 6,
+    /// Site, project or data source not found.
+    TP_ERR_NOT_FOUND = 7,
+    /// The data source already exists (mode create_new) or another conflict.
+    TP_ERR_CONFLICT = 8,
+    /// Tableau throttled the requests (HTTP 429).
+    TP_ERR_RATE_LIMITED = 9,
+    /// Tableau failed or answered unexpectedly.
+    TP_ERR_SERVER = 10,
+    /// The server could not be reached or the connection broke.
+    TP_ERR_NETWORK = 11,
+    /// A request or the publish job timed out.
+    TP_ERR_TIMEOUT = 12,
+    /// The publish was cancelled.
+    TP_ERR_CANCELLED = 13,
+    /// A bug in this library (including a caught panic).
+    TP_ERR_INTERNAL = 14,
+}
+
+impl From<ErrorKind> for tp_status {
+    fn from(kind: ErrorKind) -> tp_status {
+        match kind {
+            ErrorKind::InvalidArgument => tp_status::TP_ERR_INVALID_ARGUMENT,
+            ErrorKind::Config => tp_status::TP_ERR_CONFIG,
+            ErrorKind::State => tp_status::TP_ERR_STATE,
+            ErrorKind::Io => tp_status::TP_ERR_IO,
+            ErrorKind::Auth => tp_status::TP_ERR_AUTH,
+            ErrorKind::Permission => tp_status::TP_ERR_PERMISSION,
+            ErrorKind::NotFound => tp_status::TP_ERR_NOT_FOUND,
+            ErrorKind::Conflict => tp_status::TP_ERR_CONFLICT,
+            ErrorKind::RateLimited => tp_status::TP_ERR_RATE_LIMITED,
+            ErrorKind::Server => tp_status::TP_ERR_SERVER,
+            ErrorKind::Network => tp_status::TP_ERR_NETWORK,
+            ErrorKind::Timeout => tp_status::TP_ERR_TIMEOUT,
+            ErrorKind::Cancelled => tp_status::TP_ERR_CANCELLED,
+            ErrorKind::Internal => tp_status::TP_ERR_INTERNAL,
+        }
+    }
+}
+
+impl tp_status {
+    /// The static description as a NUL-terminated string.
+    pub(crate) fn describe(self) -> &'static [u8] {
+        match self {
+            tp_status::TP_OK => b"ok\0",
+            tp_status::TP_ERR_INVALID_ARGUMENT => b"invalid argument\0",
+            tp_status::TP_ERR_CONFIG => b"invalid configuration\0",
+            tp_status::TP_ERR_STATE => b"call not allowed in this state\0",
+            tp_status::TP_ERR_IO => b"local I/O error\0",
+            tp_status::TP_ERR_AUTH => b"authentication failed\0",
+            tp_status::TP_ERR_PERMISSION => b"permission denied\0",
+            tp_status::TP_ERR_NOT_FOUND => b"not found\0",
+            tp_status::TP_ERR_CONFLICT => b"conflict\0",
+            tp_status::TP_ERR_RATE_LIMITED => b"rate limited\0",
+            tp_status::TP_ERR_SERVER => b"server error\0",
+            tp_status::TP_ERR_NETWORK => b"network error\0",
+            tp_status::TP_ERR_TIMEOUT => b"timeout\0",
+            tp_status::TP_ERR_CANCELLED => b"cancelled\0",
+            tp_status::TP_ERR_INTERNAL => b"internal error\0",
+        }
+    }
+}
+
+/// Incremented on every incompatible change of the C ABI; compare with `tp_abi_version()`.
+pub const TP_ABI_VERSION: u32 = 1;
+
+/// The crate version, NUL-terminated.
+pub(crate) const VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
+
+/// Static description of a status; unknown values give "unknown status". Never NULL.
+pub(crate) fn status_str(code: i32) -> *const c_char {
+    let status = match code {
+        0 => tp_status::TP_OK,
+        1 => tp_status::TP_ERR_INVALID_ARGUMENT,
+        2 => tp_status::TP_ERR_CONFIG,
+        3 => tp_status::TP_ERR_STATE,
+        4 => tp_status::TP_ERR_IO,
+        5 => tp_status::TP_ERR_AUTH,
+        6 => tp_status::TP_ERR_PERMISSION,
+        7 => tp_status::TP_ERR_NOT_FOUND,
+        8 => tp_status::TP_ERR_CONFLICT,
+        9 => tp_status::TP_ERR_RATE_LIMITED,
+        10 => tp_status::TP_ERR_SERVER,
+        11 => tp_status::TP_ERR_NETWORK,
+        12 => tp_status::TP_ERR_TIMEOUT,
+        13 => tp_status::TP_ERR_CANCELLED,
+        14 => tp_status::TP_ERR_INTERNAL,
+        _ => return b"unknown status\0".as_ptr().cast(),
+    };
+    status.describe().as_ptr().cast()
+}

@@ -1,0 +1,125 @@
+//! [`Publisher`]: the Rust API behind the C ABI. Holds the configuration, the spool and the
+//! result; owns a runtime only while publishing.
+
+use crate::config::{Config, Mode};
+use crate::error::{Error, ErrorKind, Result};
+use crate::filetype::FileType;
+use crate::publish::{self, PublishResult};
+use crate::spool::{Sealed, Spool};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum State {
+    /// Accepting data.
+    Open,
+    /// A publish failed; the spool is kept and finalize may be called again.
+    Failed,
+    /// Published; the spool is gone.
+    Published,
+}
+
+/// One publish: configure, feed bytes, then finalize.
+pub struct Publisher {
+    config: Config,
+    spool: Spool,
+    state: State,
+    result: Option<PublishResult>,
+}
+
+impl Publisher {
+    /// Validates the JSON configuration. No network, no threads, no files.
+    pub fn new(config_json: &str) -> Result<Publisher> {
+        let config = Config::from_json(config_json)?;
+        Ok(Publisher {
+            spool: Spool::new(&config.spool_dir),
+            config,
+            state: State::Open,
+            result: None,
+        })
+    }
+
+    /// The validated configuration.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    /// Bytes fed so far.
+    pub fn bytes_fed(&self) -> u64 {
+        self.spool.len()
+    }
+
+    /// Appends bytes to the spool.
+    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+        if self.state != State::Open {
+            return Err(Error::new(
+                ErrorKind::State,
+                "cannot feed data after tp_finalize_and_publish was called on this handle; create a new handle for a new publish",
+            ));
+        }
+        self.spool.write(data)
+    }
+
+    /// Signs in, uploads, publishes and signs out. After a failure the spool is kept and this
+    /// may be called again; after success, calls fail with [`ErrorKind::State`].
+    pub fn finalize_and_publish(&mut self) -> Result<&PublishResult> {
+        if self.state == State::Published {
+            return Err(Error::new(
+                ErrorKind::State,
+                "this handle has already published; create a new handle for a new publish",
+            ));
+        }
+        if tokio::runtime::Handle::try_current().is_ok() {
+            return Err(Error::new(
+                ErrorKind::State,
+                "tp_finalize_and_publish blocks, and was called from inside a tokio runtime; call it from a plain thread (e.g. tokio::task::spawn_blocking)",
+            ));
+        }
+        let sealed = self.spool.seal()?;
+        match self.publish_sealed(&sealed) {
+            Ok(result) => {
+                // The data is on the server; failing to delete the local copy is not a failure.
+                let _ = self.spool.remove();
+                self.state = State::Published;
+                Ok(self.result.insert(result))
+            }
+            Err(e) => {
+                self.state = State::Failed;
+                let kept = self.spool.keep().unwrap_or(sealed.path.clone());
+                Err(e.with_suffix(&format!(
+                    " The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: tabpub publish --config CONFIG.json --input {}",
+                    sealed.len,
+                    sealed.sha256,
+                    kept.display(),
+                    kept.display()
+                )))
+            }
+        }
+    }
+
+    fn publish_sealed(&self, sealed: &Sealed) -> Result<PublishResult> {
+        let file_type = match self.config.file_type {
+            Some(t) => t,
+            None => FileType::detect(&sealed.head).ok_or_else(|| {
+                Error::config(format!(
+                    "the data fed is not a Tableau data source file ({}): expected a .hyper extract, a .tdsx (zip), a .tds (XML) or a .tde; set \"file_type\" only if you are sure",
+                    FileType::describe_head(&sealed.head)
+                ))
+            })?,
+        };
+        if self.config.mode == Mode::Append && !file_type.can_append() {
+            return Err(Error::config(format!(
+                "mode \"append\" needs an extract (.hyper or .tde), but the data is a .{}",
+                file_type.as_str()
+            )));
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
+        runtime.block_on(publish::run(&self.config, sealed, file_type))
+    }
+
+    /// The result of the successful publish, if any.
+    pub fn result(&self) -> Option<&PublishResult> {
+        self.result.as_ref()
+    }
+}

@@ -1,0 +1,260 @@
+//! Bounded-memory storage of the bytes the host feeds: a private temporary file under
+//! `spool_dir`, written through a fixed-size buffer while a SHA-256 of the bytes is kept.
+//!
+//! The file is deleted when the publish succeeds (or the handle is freed before finalizing) and
+//! kept, with its path reported, when publishing fails.
+
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use tempfile::{NamedTempFile, TempPath};
+
+use crate::error::{Error, ErrorKind, Result};
+use crate::filetype::SNIFF_LEN;
+
+/// Size of the write buffer between the host's chunks and the disk.
+const WRITE_BUFFER: usize = 1024 * 1024;
+
+enum State {
+    /// Nothing fed yet; no file exists.
+    Empty,
+    /// Receiving bytes.
+    Writing(BufWriter<NamedTempFile>),
+    /// Complete; deleted when dropped.
+    Sealed(TempPath),
+    /// Complete and kept on disk after a failure; never deleted automatically.
+    Kept(PathBuf),
+    /// Removed after a successful publish.
+    Removed,
+}
+
+/// The spool of one publish.
+pub struct Spool {
+    dir: PathBuf,
+    state: State,
+    len: u64,
+    hasher: Sha256,
+    head: Vec<u8>,
+    sha256: Option<String>,
+}
+
+/// What was spooled, once sealed.
+#[derive(Clone, Debug)]
+pub struct Sealed {
+    /// Where the bytes are.
+    pub path: PathBuf,
+    /// How many bytes.
+    pub len: u64,
+    /// SHA-256 of the bytes, lowercase hex.
+    pub sha256: String,
+    /// The first bytes, for recognising the file type.
+    pub head: Vec<u8>,
+}
+
+impl Spool {
+    /// A spool that will create its file in `dir` on the first non-empty write.
+    pub fn new(dir: &Path) -> Spool {
+        Spool {
+            dir: dir.to_owned(),
+            state: State::Empty,
+            len: 0,
+            hasher: Sha256::new(),
+            head: Vec::with_capacity(SNIFF_LEN),
+            sha256: None,
+        }
+    }
+
+    /// Bytes written so far.
+    pub fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether nothing has been written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Appends bytes. Memory use is bounded by the write buffer whatever the total size.
+    pub fn write(&mut self, data: &[u8]) -> Result<()> {
+        if data.is_empty() {
+            return Ok(());
+        }
+        if matches!(self.state, State::Empty) {
+            let file = tempfile::Builder::new()
+                .prefix("tableau-publisher-")
+                .suffix(".spool")
+                .tempfile_in(&self.dir)
+                .map_err(|e| {
+                    Error::io(
+                        &format!("cannot create a spool file in {}", self.dir.display()),
+                        &e,
+                    )
+                    .with_suffix("; set \"spool_dir\" to a writable directory with enough space")
+                })?;
+            self.state = State::Writing(BufWriter::with_capacity(WRITE_BUFFER, file));
+        }
+        let State::Writing(w) = &mut self.state else {
+            return Err(Error::new(
+                ErrorKind::State,
+                "the spool is already complete; feed data before finalizing",
+            ));
+        };
+        w.write_all(data).map_err(|e| {
+            Error::io(
+                &format!("cannot write to the spool file in {}", self.dir.display()),
+                &e,
+            )
+            .with_suffix(" (is the disk full? set \"spool_dir\" to a volume with enough space)")
+        })?;
+        self.hasher.update(data);
+        if self.head.len() < SNIFF_LEN {
+            let take = (SNIFF_LEN - self.head.len()).min(data.len());
+            self.head.extend_from_slice(&data[..take]);
+        }
+        self.len += data.len() as u64;
+        Ok(())
+    }
+
+    /// Flushes and closes the file; afterwards the spool is read-only. Idempotent.
+    pub fn seal(&mut self) -> Result<Sealed> {
+        if let State::Writing(_) = self.state {
+            let State::Writing(w) = std::mem::replace(&mut self.state, State::Removed) else {
+                unreachable!()
+            };
+            let file = w.into_inner().map_err(|e| {
+                Error::io("cannot flush the spool file", e.error())
+                    .with_suffix(" (is the disk full?)")
+            })?;
+            file.as_file()
+                .sync_data()
+                .map_err(|e| Error::io("cannot flush the spool file", &e))?;
+            self.state = State::Sealed(file.into_temp_path());
+            let digest = std::mem::take(&mut self.hasher).finalize();
+            self.sha256 = Some(hex(&digest));
+        }
+        let path = match &self.state {
+            State::Sealed(p) => p.to_path_buf(),
+            State::Kept(p) => p.clone(),
+            State::Empty => {
+                return Err(Error::new(
+                    ErrorKind::State,
+                    "nothing to publish: no bytes were fed; call tp_feed_chunk with the file's bytes before tp_finalize_and_publish",
+                ))
+            }
+            State::Removed | State::Writing(_) => {
+                return Err(Error::new(
+                    ErrorKind::State,
+                    "the spool was already published and removed",
+                ))
+            }
+        };
+        Ok(Sealed {
+            path,
+            len: self.len,
+            sha256: self.sha256.clone().unwrap_or_default(),
+            head: self.head.clone(),
+        })
+    }
+
+    /// Keeps the sealed file on disk (after a failure) and returns its path.
+    pub fn keep(&mut self) -> Option<PathBuf> {
+        match std::mem::replace(&mut self.state, State::Removed) {
+            State::Sealed(p) => match p.keep() {
+                Ok(path) => {
+                    self.state = State::Kept(path.clone());
+                    Some(path)
+                }
+                Err(e) => {
+                    // Could not disarm deletion; the file still exists while the handle lives.
+                    self.state = State::Sealed(e.path);
+                    None
+                }
+            },
+            State::Kept(p) => {
+                self.state = State::Kept(p.clone());
+                Some(p)
+            }
+            other => {
+                self.state = other;
+                None
+            }
+        }
+    }
+
+    /// Deletes the file after a successful publish.
+    pub fn remove(&mut self) -> Result<()> {
+        match std::mem::replace(&mut self.state, State::Removed) {
+            State::Sealed(p) => p
+                .close()
+                .map_err(|e| Error::io("cannot delete the spool file", &e)),
+            State::Kept(p) => std::fs::remove_file(&p)
+                .map_err(|e| Error::io(&format!("cannot delete {}", p.display()), &e)),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    use std::fmt::Write as _;
+    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+        let _ = write!(s, "{b:02x}");
+        s
+    })
+}
+
+/// Opens a sealed spool for reading.
+pub fn open(sealed: &Sealed) -> Result<File> {
+    File::open(&sealed.path).map_err(|e| {
+        Error::io(
+            &format!("cannot reopen the spool file {}", sealed.path.display()),
+            &e,
+        )
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spools_hashes_and_removes() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path());
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file before data");
+        s.write(b"").unwrap();
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
+        s.write(b"Hyper\x08").unwrap();
+        s.write(b"abc").unwrap();
+        let sealed = s.seal().unwrap();
+        assert_eq!(std::fs::read(&sealed.path).unwrap(), b"Hyper\x08abc");
+        assert_eq!(sealed.len, 9);
+        assert_eq!(sealed.sha256, hex(&Sha256::digest(b"Hyper\x08abc")));
+        assert!(s.write(b"more").is_err(), "no writes after seal");
+        s.remove().unwrap();
+        assert!(!sealed.path.exists());
+    }
+
+    #[test]
+    fn kept_spool_survives_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path());
+        s.write(b"data").unwrap();
+        let sealed = s.seal().unwrap();
+        let kept = s.keep().unwrap();
+        drop(s);
+        assert_eq!(kept, sealed.path);
+        assert_eq!(std::fs::read(&kept).unwrap(), b"data");
+    }
+
+    #[test]
+    fn empty_spool_cannot_be_sealed() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut s = Spool::new(dir.path());
+        let e = s.seal().unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::State);
+        assert!(e.message().contains("no bytes were fed"));
+    }
+}
