@@ -1,0 +1,115 @@
+//! Shared helpers for the integration tests: an emulator per test, configs, generated extracts.
+#![allow(dead_code)]
+
+use sha2::{Digest, Sha256};
+use tableau_emulator::{Config as EmuConfig, Emulator, LoggedRequest, PublishedDatasource};
+use tableau_publisher::{Error, PublishResult, Publisher};
+
+pub const MIB: usize = 1024 * 1024;
+
+/// A running emulator and a private spool directory.
+pub struct Env {
+    pub emu: Emulator,
+    pub spool: tempfile::TempDir,
+}
+
+impl Env {
+    pub fn start() -> Env {
+        Env::with(EmuConfig::default())
+    }
+
+    pub fn with(config: EmuConfig) -> Env {
+        Env {
+            emu: Emulator::start(config).expect("emulator starts"),
+            spool: tempfile::tempdir().expect("temp dir"),
+        }
+    }
+
+    /// A config for the default seed (PAT `ci`, Default site, `Finance/Quarterly`) with
+    /// `overrides` merged on top (a JSON null removes a key).
+    pub fn config(&self, overrides: serde_json::Value) -> String {
+        let mut base = serde_json::json!({
+            "server_url": self.emu.url(),
+            "site": "",
+            "auth": {"method": "pat", "token_name": "ci", "token_secret": "ci-secret"},
+            "project": "Finance/Quarterly",
+            "datasource_name": "Sales",
+            "mode": "create_new",
+            "spool_dir": self.spool.path(),
+        });
+        for (k, v) in overrides.as_object().expect("overrides are an object") {
+            if v.is_null() {
+                base.as_object_mut().unwrap().remove(k);
+            } else {
+                base[k] = v.clone();
+            }
+        }
+        base.to_string()
+    }
+
+    pub fn requests(&self) -> Vec<LoggedRequest> {
+        self.emu.requests()
+    }
+
+    /// Requests whose path contains `part` (and whose method is `method`).
+    pub fn count(&self, method: &str, part: &str) -> usize {
+        self.requests()
+            .iter()
+            .filter(|r| r.method == method && r.path.contains(part))
+            .count()
+    }
+
+    pub fn datasources(&self) -> Vec<PublishedDatasource> {
+        self.emu.datasources()
+    }
+
+    pub fn datasource(&self, name: &str) -> PublishedDatasource {
+        let all = self.datasources();
+        let mut matching = all.iter().filter(|d| d.name == name);
+        let d = matching.next().unwrap_or_else(|| panic!("no data source {name:?} in {all:?}"));
+        assert!(matching.next().is_none(), "duplicate data source {name:?}");
+        d.clone()
+    }
+
+    /// Files left in the spool directory.
+    pub fn spool_files(&self) -> Vec<std::path::PathBuf> {
+        std::fs::read_dir(self.spool.path())
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect()
+    }
+}
+
+/// `len` deterministic bytes starting with a real Hyper header (from Tableau's Hyper API).
+pub fn extract(len: usize, seed: u64) -> Vec<u8> {
+    const HEADER: &[u8] = include_bytes!("../fixtures/sample.hyper");
+    let mut out = Vec::with_capacity(len + 8);
+    out.extend_from_slice(&HEADER[..HEADER.len().min(len).max(0)]);
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    while out.len() < len {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.extend_from_slice(&x.to_le_bytes());
+    }
+    out.truncate(len);
+    out
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Feeds `data` in uneven pieces (to cross buffer boundaries) and publishes.
+pub fn publish(config: &str, data: &[u8]) -> Result<PublishResult, Error> {
+    let mut p = Publisher::new(config)?;
+    feed(&mut p, data)?;
+    p.finalize_and_publish().cloned()
+}
+
+pub fn feed(p: &mut Publisher, data: &[u8]) -> Result<(), Error> {
+    for piece in data.chunks(MIB + 13) {
+        p.feed(piece)?;
+    }
+    Ok(())
+}
