@@ -1,0 +1,113 @@
+/*
+ * Drives the C ABI the way an ETL host does, against a running emulator.
+ * Usage: publish_test SERVER_URL SPOOL_DIR INPUT_FILE EXPECTED_SHA256
+ * Compiled by tests/c_abi.rs with -Wall -Wextra -Werror, as C and as C++.
+ * Prints "N passed, N failed" and exits non-zero on any failure.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tableau_publisher.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, what)                                                        \
+    do {                                                                         \
+        if (cond) {                                                              \
+            passed++;                                                            \
+        } else {                                                                 \
+            failed++;                                                            \
+            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);       \
+        }                                                                        \
+    } while (0)
+
+static char config[4096];
+
+static void make_config(const char *url, const char *spool, const char *extra) {
+    snprintf(config, sizeof config,
+             "{\"server_url\":\"%s\",\"site\":\"\",\"auth\":{\"method\":\"pat\",\"token_name\":\"ci\","
+             "\"token_secret\":\"ci-secret\"},\"project\":\"Finance/Quarterly\",\"datasource_name\":"
+             "\"From C\",\"mode\":\"create_new\",\"spool_dir\":\"%s\"%s}",
+             url, spool, extra);
+}
+
+static int feed_file(tp_publisher *p, const char *path, size_t piece) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return -1;
+    unsigned char *buf = (unsigned char *)malloc(piece);
+    size_t n;
+    int rc = 0;
+    while ((n = fread(buf, 1, piece, f)) > 0) {
+        if (tp_feed_chunk(p, buf, n) != TP_OK) { rc = -1; break; }
+    }
+    free(buf);
+    fclose(f);
+    return rc;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 5) {
+        fprintf(stderr, "usage: %s SERVER_URL SPOOL_DIR INPUT_FILE EXPECTED_SHA256\n", argv[0]);
+        return 2;
+    }
+    const char *url = argv[1], *spool = argv[2], *input = argv[3], *sha = argv[4];
+    tp_publisher *p = NULL;
+
+    /* Versions. */
+    CHECK(tp_abi_version() == TP_ABI_VERSION, "ABI version matches the header");
+    CHECK(tp_version() != NULL && strlen(tp_version()) > 0, "version string");
+    CHECK(strcmp(tp_status_str(TP_ERR_AUTH), "authentication failed") == 0, "status string");
+    CHECK(strcmp(tp_status_str(999), "unknown status") == 0, "unknown status string");
+
+    /* tp_init error paths. */
+    CHECK(tp_init(NULL, &p) == TP_ERR_INVALID_ARGUMENT && p == NULL, "NULL config");
+    make_config(url, spool, "");
+    CHECK(tp_init(config, NULL) == TP_ERR_INVALID_ARGUMENT, "NULL out");
+    CHECK(tp_init("{not json", &p) == TP_ERR_CONFIG && p == NULL, "bad JSON");
+    CHECK(strstr(tp_last_error(NULL), "not valid JSON") != NULL, "bad JSON message");
+    make_config(url, spool, ",\"chunk_sise\":1");
+    CHECK(tp_init(config, &p) == TP_ERR_CONFIG && p == NULL, "unknown key");
+    CHECK(strstr(tp_last_error(NULL), "chunk_sise") != NULL, "unknown key is named");
+    CHECK(tp_init("\xff\xfe", &p) == TP_ERR_INVALID_ARGUMENT, "non-UTF-8 config");
+
+    /* NULL handle paths. */
+    CHECK(tp_feed_chunk(NULL, (const uint8_t *)"x", 1) == TP_ERR_INVALID_ARGUMENT, "feed NULL handle");
+    CHECK(tp_finalize_and_publish(NULL) == TP_ERR_INVALID_ARGUMENT, "finalize NULL handle");
+    CHECK(tp_result_json(NULL) == NULL, "result of NULL handle");
+    tp_free(NULL);
+
+    /* A real publish. */
+    make_config(url, spool, "");
+    CHECK(tp_init(config, &p) == TP_OK && p != NULL, "init");
+    CHECK(strcmp(tp_last_error(NULL), "") == 0, "no init error after success");
+    CHECK(tp_feed_chunk(p, NULL, 0) == TP_OK, "(NULL, 0) is an empty chunk");
+    CHECK(tp_feed_chunk(p, NULL, 5) == TP_ERR_INVALID_ARGUMENT, "(NULL, 5) is an error");
+    CHECK(strlen(tp_last_error(p)) > 0, "message for (NULL, 5)");
+    CHECK(tp_result_json(p) == NULL, "no result before finalize");
+    CHECK(feed_file(p, input, 1000) == 0, "feed the file");
+    tp_status rc = tp_finalize_and_publish(p);
+    CHECK(rc == TP_OK, "finalize");
+    if (rc != TP_OK) fprintf(stderr, "  error: %s\n", tp_last_error(p));
+    const char *result = tp_result_json(p);
+    CHECK(result != NULL && strstr(result, sha) != NULL, "result JSON has the sha256");
+    CHECK(result != NULL && strstr(result, "\"datasource_id\":\"") != NULL, "result JSON has the id");
+    if (result) printf("%s\n", result);
+    CHECK(tp_feed_chunk(p, (const uint8_t *)"x", 1) == TP_ERR_STATE, "feed after finalize");
+    CHECK(tp_finalize_and_publish(p) == TP_ERR_STATE, "finalize twice");
+    CHECK(strstr(tp_last_error(p), "already published") != NULL, "state message");
+    tp_free(p);
+    p = NULL;
+
+    /* A server-side refusal: same name again in create_new mode. */
+    CHECK(tp_init(config, &p) == TP_OK, "init again");
+    CHECK(feed_file(p, input, 65536) == 0, "feed again");
+    CHECK(tp_finalize_and_publish(p) == TP_ERR_CONFLICT, "name clash is TP_ERR_CONFLICT");
+    CHECK(strstr(tp_last_error(p), "403007") != NULL, "clash message has Tableau's code");
+    CHECK(strstr(tp_last_error(p), "ci-secret") == NULL, "no secret in the message");
+    CHECK(tp_result_json(p) == NULL, "no result after failure");
+    tp_free(p);
+
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed == 0 ? 0 : 1;
+}
