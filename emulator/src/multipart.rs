@@ -68,7 +68,7 @@ pub(crate) struct Parsed {
 
 #[derive(Debug)]
 pub(crate) enum MpError {
-    Malformed(String),
+    Malformed(#[allow(dead_code)] String),
     TooLarge,
     Io(std::io::Error),
 }

@@ -209,7 +209,6 @@ pub(crate) struct Job {
     pub created: Instant,
     pub due: Instant,
     pub pending: Option<PendingPublish>,
-    pub name: String,
     pub fail_notes: Option<String>,
     pub outcome: Option<JobOutcome>,
 }
@@ -786,7 +785,6 @@ impl State {
                 created_at: SystemTime::now(),
                 created: now,
                 due: now + duration,
-                name: pending.name.clone(),
                 pending: Some(pending),
                 fail_notes,
                 outcome: None,

@@ -108,7 +108,6 @@ pub(crate) struct SignIn {
     pub password: Option<String>,
     pub pat_name: Option<String>,
     pub pat_secret: Option<String>,
-    pub jwt: Option<String>,
     pub site: String,
     pub impersonate: Option<String>,
 }
@@ -124,7 +123,6 @@ pub(crate) fn parse_signin_xml(body: &str) -> Option<SignIn> {
         password: cred.attr("password").map(str::to_owned),
         pat_name: cred.attr("personalAccessTokenName").map(str::to_owned),
         pat_secret: cred.attr("personalAccessTokenSecret").map(str::to_owned),
-        jwt: cred.attr("jwt").map(str::to_owned),
         ..Default::default()
     };
     let site = elems
@@ -148,7 +146,6 @@ pub(crate) fn parse_signin_json(body: &str) -> Option<SignIn> {
         password: st("password"),
         pat_name: st("personalAccessTokenName"),
         pat_secret: st("personalAccessTokenSecret"),
-        jwt: st("jwt"),
         site: c
             .get("site")?
             .get("contentUrl")

@@ -83,6 +83,10 @@ class TscFidelity(unittest.TestCase):
         with urllib.request.urlopen(f"{self.url}/_emulator/datasources") as r:
             return json.loads(r.read())
 
+    def emulator_requests(self):
+        with urllib.request.urlopen(f"{self.url}/_emulator/requests") as r:
+            return json.loads(r.read())
+
     def stored(self, ds_id):
         matches = [d for d in self.emulator_datasources() if d["id"] == ds_id]
         self.assertEqual(len(matches), 1, f"data source {ds_id} not stored")
@@ -108,9 +112,10 @@ class TscFidelity(unittest.TestCase):
 
     def _publish_with_pat(self):
         server = TSC.Server(self.url, use_server_version=True)
-        self.assertEqual(server.version, "3.25")
         auth = TSC.PersonalAccessTokenAuth("ci", "ci-secret", site_id="")
         with server.auth.sign_in(auth):
+            # TSC 0.42 signs in at 2.4, then reads serverInfo and switches versions.
+            self.assertEqual(server.version, "3.25")
             self.assertTrue(server.site_id)
             self.assertTrue(server.user_id)
 
@@ -136,8 +141,17 @@ class TscFidelity(unittest.TestCase):
 
             # Large file: chunked upload, synchronous commit.
             item = TSC.DatasourceItem(project.id, name="Big")
+            before = len(self.emulator_requests())
             big = server.datasources.publish(item, self.big, TSC.Server.PublishMode.CreateNew)
             self.assert_stored_file(big.id, self.big)
+            new = self.emulator_requests()[before:]
+            appends = [r for r in new if r["method"] == "PUT" and "/fileUploads/" in r["path"]]
+            self.assertGreaterEqual(len(appends), 2, "TSC should have uploaded in chunks")
+            self.assertTrue(all(r["status"] == 200 for r in appends))
+            commits = [r for r in new if r["method"] == "POST" and r["path"].endswith("/datasources")]
+            self.assertEqual(len(commits), 1)
+            self.assertIn("uploadSessionId=", commits[0]["query"])
+            self.assertEqual(commits[0]["status"], 201)
 
             # Large file: chunked upload, asynchronous commit.
             item = TSC.DatasourceItem(project.id, name="BigAsync")
