@@ -33,7 +33,10 @@ fn main() {
     // Plugins are often dlclose()d by their hosts; thread-locals left registered by the Rust
     // runtime would then point into unmapped code. Keep the library mapped (like zenoh-c, rustls-ffi).
     let target_os = std::env::var("CARGO_CFG_TARGET_OS").unwrap_or_default();
-    if matches!(target_os.as_str(), "linux" | "android" | "freebsd" | "netbsd" | "openbsd") {
+    if matches!(
+        target_os.as_str(),
+        "linux" | "android" | "freebsd" | "netbsd" | "openbsd"
+    ) {
         println!("cargo:rustc-cdylib-link-arg=-Wl,-z,nodelete");
     }
 }

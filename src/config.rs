@@ -165,6 +165,49 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Limit on waiting for an asynchronous publish job.
     pub job_timeout: Duration,
+    /// Files of this size or more are uploaded in chunks (at most 64 MiB).
+    pub single_request_max_bytes: u64,
+    /// Sign in afresh before uploading or waiting for a job when the session is older.
+    pub session_max_age: Option<Duration>,
+    /// Retrying, re-authenticating and recovering.
+    pub retry: RetrySettings,
+}
+
+/// Limits on retrying, re-authenticating and recovering (the `"retry"` object).
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySettings {
+    /// Attempts per call, the first included.
+    pub max_attempts: u32,
+    /// Longest time spent retrying one call.
+    pub max_elapsed_secs: u64,
+    /// Backoff base delay.
+    pub base_delay_ms: u64,
+    /// Longest single backoff wait.
+    pub max_delay_ms: u64,
+    /// Longest wait honoured when Tableau throttles (429).
+    pub max_rate_limit_wait_secs: u64,
+    /// New sign-ins allowed per publish after the session ended.
+    pub max_reauthentications: u32,
+    /// Fresh upload sessions allowed after an append of unknown outcome.
+    pub max_upload_restarts: u32,
+    /// How long to look for the data source after a commit whose answer was lost.
+    pub commit_verify_secs: u64,
+}
+
+impl Default for RetrySettings {
+    fn default() -> Self {
+        RetrySettings {
+            max_attempts: 6,
+            max_elapsed_secs: 600,
+            base_delay_ms: 500,
+            max_delay_ms: 30_000,
+            max_rate_limit_wait_secs: 900,
+            max_reauthentications: 10,
+            max_upload_restarts: 3,
+            commit_verify_secs: 120,
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -187,6 +230,10 @@ struct RawConfig {
     as_job: Option<RawAsJob>,
     request_timeout_secs: Option<u64>,
     job_timeout_secs: Option<u64>,
+    single_request_max_bytes: Option<u64>,
+    session_max_age_secs: Option<u64>,
+    #[serde(default)]
+    retry: RetrySettings,
 }
 
 #[derive(Deserialize)]
@@ -261,7 +308,9 @@ impl Config {
             return Err(Error::config("\"datasource_name\" is empty"));
         }
         if raw.datasource_name.chars().count() > 255 {
-            return Err(Error::config("\"datasource_name\" is longer than 255 characters"));
+            return Err(Error::config(
+                "\"datasource_name\" is longer than 255 characters",
+            ));
         }
         if let (Mode::Append, Some(ft)) = (raw.mode, raw.file_type) {
             if !ft.can_append() {
@@ -311,6 +360,16 @@ impl Config {
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let job_timeout =
             positive_secs(raw.job_timeout_secs, "job_timeout_secs")?.unwrap_or(DEFAULT_JOB_TIMEOUT);
+        let single_request_max_bytes = raw.single_request_max_bytes.unwrap_or(MAX_CHUNK_BYTES);
+        if !(1..=MAX_CHUNK_BYTES).contains(&single_request_max_bytes) {
+            return Err(Error::config(format!(
+                "\"single_request_max_bytes\" must be between 1 and {MAX_CHUNK_BYTES} (64 MiB, Tableau's single-request limit), not {single_request_max_bytes}"
+            )));
+        }
+        let session_max_age = positive_secs(raw.session_max_age_secs, "session_max_age_secs")?;
+        if raw.retry.max_attempts == 0 {
+            return Err(Error::config("\"retry.max_attempts\" must be at least 1"));
+        }
         Ok(Config {
             server_url,
             site: raw.site,
@@ -326,6 +385,9 @@ impl Config {
             as_job,
             request_timeout,
             job_timeout,
+            single_request_max_bytes,
+            session_max_age,
+            retry: raw.retry,
         })
     }
 }
@@ -493,10 +555,16 @@ mod tests {
     fn valid_config_parses_with_defaults() {
         let c = Config::from_json(&base().to_string()).unwrap();
         assert_eq!(c.server_url, "https://tableau.example.com");
-        assert_eq!(c.project, ProjectTarget::Path(vec!["Finance".into(), "Quarterly".into()]));
+        assert_eq!(
+            c.project,
+            ProjectTarget::Path(vec!["Finance".into(), "Quarterly".into()])
+        );
         assert_eq!(c.chunk_size_bytes, DEFAULT_CHUNK_BYTES);
         assert_eq!(c.as_job, AsJob::Auto);
-        assert!(!format!("{c:?}").contains("s3cret-value"), "Debug must redact secrets");
+        assert!(
+            !format!("{c:?}").contains("s3cret-value"),
+            "Debug must redact secrets"
+        );
     }
 
     #[test]
@@ -509,7 +577,10 @@ mod tests {
 
     #[test]
     fn plain_http_only_for_loopback_or_opt_in() {
-        assert!(err(&with("server_url", "http://tableau.example.com".into())).contains("allow_insecure_http"));
+        assert!(
+            err(&with("server_url", "http://tableau.example.com".into()))
+                .contains("allow_insecure_http")
+        );
         assert!(Config::from_json(&with("server_url", "http://127.0.0.1:8080".into())).is_ok());
         assert!(Config::from_json(&with("server_url", "http://[::1]:8080".into())).is_ok());
         let mut b = base();
@@ -523,7 +594,9 @@ mod tests {
         let mut b = base();
         b["auth"] = serde_json::json!({"method": "password", "username": "u", "password_env": "TP_TEST_UNSET_VAR_123"});
         let c = Config::from_json(&b.to_string()).unwrap();
-        let Auth::Password { password, .. } = &c.auth else { panic!() };
+        let Auth::Password { password, .. } = &c.auth else {
+            panic!()
+        };
         let e = password.resolve().unwrap_err();
         assert!(e.message().contains("TP_TEST_UNSET_VAR_123"));
     }
@@ -549,6 +622,9 @@ mod tests {
     #[test]
     fn project_as_array_allows_slashes_in_names() {
         let c = Config::from_json(&with("project", serde_json::json!(["A/B", "C, D"]))).unwrap();
-        assert_eq!(c.project, ProjectTarget::Path(vec!["A/B".into(), "C, D".into()]));
+        assert_eq!(
+            c.project,
+            ProjectTarget::Path(vec!["A/B".into(), "C, D".into()])
+        );
     }
 }

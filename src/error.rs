@@ -43,6 +43,8 @@ pub struct Error {
     message: String,
     tableau_code: Option<String>,
     http_status: Option<u16>,
+    retry_after: Option<std::time::Duration>,
+    not_sent: bool,
 }
 
 impl Error {
@@ -53,7 +55,37 @@ impl Error {
             message: message.into(),
             tableau_code: None,
             http_status: None,
+            retry_after: None,
+            not_sent: false,
         }
+    }
+
+    /// Records how long the server asked us to wait (HTTP 429).
+    pub(crate) fn with_retry_after(mut self, wait: Option<std::time::Duration>) -> Self {
+        self.retry_after = wait;
+        self
+    }
+
+    /// How long the server asked us to wait before retrying, if it said.
+    pub fn retry_after(&self) -> Option<std::time::Duration> {
+        self.retry_after
+    }
+
+    /// Marks a failure that happened before any byte of the request reached the server.
+    pub(crate) fn mark_not_sent(mut self) -> Self {
+        self.not_sent = true;
+        self
+    }
+
+    /// Whether the request provably never reached the server (e.g. connection refused).
+    pub fn not_sent(&self) -> bool {
+        self.not_sent
+    }
+
+    /// Whether this is Tableau saying the session token is missing, expired or ended.
+    pub fn is_session_ended(&self) -> bool {
+        matches!(self.tableau_code(), Some("401000") | Some("401002"))
+            || (self.http_status == Some(401) && self.tableau_code.is_none())
     }
 
     /// Records the server's answer: Tableau's error code (may be empty) and the HTTP status.

@@ -81,9 +81,18 @@ mod tests {
     #[test]
     fn detects_each_magic_and_refuses_others() {
         assert_eq!(FileType::detect(b"PK\x03\x04rest"), Some(FileType::Tdsx));
-        assert_eq!(FileType::detect(b"\xEF\xBB\xBF <?xml version"), Some(FileType::Tds));
-        assert_eq!(FileType::detect(b"<datasource formatted"), Some(FileType::Tds));
-        assert_eq!(FileType::detect(&[0x20, 0x02, 0x01, 0x62, 0]), Some(FileType::Tde));
+        assert_eq!(
+            FileType::detect(b"\xEF\xBB\xBF <?xml version"),
+            Some(FileType::Tds)
+        );
+        assert_eq!(
+            FileType::detect(b"<datasource formatted"),
+            Some(FileType::Tds)
+        );
+        assert_eq!(
+            FileType::detect(&[0x20, 0x02, 0x01, 0x62, 0]),
+            Some(FileType::Tde)
+        );
         assert_eq!(FileType::detect(b"id,name\n1,a\n"), None);
         assert_eq!(FileType::detect(b"Hyp"), None);
         assert_eq!(FileType::detect(b""), None);

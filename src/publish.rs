@@ -1,31 +1,33 @@
 //! The finalize state machine: negotiate version → sign in → resolve project → check the target
-//! → upload (one request, or chunks) → publish → wait for the job → sign out.
+//! → upload (one request, or chunks) → commit → wait for the job → sign out.
+//!
+//! Recovery lives here, where the meaning of each step is known: an append whose outcome is
+//! unknown restarts the upload in a fresh upload session from the spool (never re-sending into
+//! the old one), and a commit whose answer was lost is checked against the server before it is
+//! sent again, so nothing is published twice and `create_new` never reports a false clash.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::client::api::{Filter, PublishParams};
 use crate::client::multipart::FilePart;
+use crate::client::retry::{self, RetryPolicy};
 use crate::client::xml::{Datasource, Published};
 use crate::client::{http::Http, Api};
-use crate::config::{AsJob, Config, Mode, ProjectTarget};
+use crate::config::{AsJob, Config, Mode, ProjectTarget, MAX_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
 use crate::spool::Sealed;
 
-/// Files of this size or more are uploaded in chunks (Tableau's single-request limit is 64 MB;
-/// its own client switches at 64 MiB).
-pub(crate) const SINGLE_REQUEST_LIMIT: u64 = 64 * 1024 * 1024;
 /// Tableau's documented cap on blocks per uploaded file.
 const MAX_BLOCKS: u64 = 1000;
 
 /// What a successful publish reports (serialised by `tp_result_json`).
 #[derive(Debug, Clone, Serialize)]
 pub struct PublishResult {
-    /// Data source LUID (null only if an asynchronous publish finished but the server's search
-    /// index did not show the data source yet).
+    /// Data source LUID (null only if the server's search index did not show it yet).
     pub datasource_id: Option<String>,
     /// Data source name.
     pub datasource_name: String,
@@ -45,16 +47,18 @@ pub struct PublishResult {
     pub mode: &'static str,
     /// Whether the bytes went through an upload session (chunked).
     pub chunked: bool,
-    /// Append requests sent.
+    /// Append requests that succeeded, over all upload sessions.
     pub chunks: u64,
-    /// The asynchronous job's LUID, if published as a job.
+    /// The asynchronous job's LUID, if published as a job and its answer arrived.
     pub job_id: Option<String>,
     /// REST API version used.
     pub api_version: String,
-    /// Sign-ins made.
+    /// Sign-ins made (more than 1 when a session ended mid-way).
     pub sign_ins: u64,
-    /// Upload sessions initiated.
+    /// Upload sessions initiated (more than 1 when an upload was restarted).
     pub upload_sessions: u64,
+    /// Transient failures retried.
+    pub retries: u64,
     /// HTTP requests made, sign-out included.
     pub http_requests: u64,
 }
@@ -70,45 +74,84 @@ fn mode_name(mode: Mode) -> &'static str {
 /// Runs the whole publish. Signs out afterwards whether or not publishing worked.
 pub async fn run(config: &Config, sealed: &Sealed, file_type: FileType) -> Result<PublishResult> {
     let http = Http::new(&config.server_url, config.request_timeout)?;
-    let mut api = Api::new(http);
+    let r = &config.retry;
+    let policy = RetryPolicy {
+        max_attempts: r.max_attempts,
+        max_elapsed: Duration::from_secs(r.max_elapsed_secs),
+        base_delay: Duration::from_millis(r.base_delay_ms),
+        max_delay: Duration::from_millis(r.max_delay_ms),
+        max_rate_limit_wait: Duration::from_secs(r.max_rate_limit_wait_secs),
+    };
+    let mut api = Api::new(
+        http,
+        &config.site,
+        &config.auth,
+        policy,
+        r.max_reauthentications,
+    );
     match &config.api_version {
         Some(v) => api.set_version(v),
         None => {
             api.negotiate_version().await?;
         }
     }
-    api.sign_in(&config.site, &config.auth).await?;
-    let outcome = publish_signed_in(&mut api, config, sealed, file_type).await;
+    api.sign_in().await?;
+    let outcome = Publish {
+        api: &api,
+        config,
+        sealed,
+        file_type,
+    }
+    .run()
+    .await;
     // Sign-out failing must not turn a publish that worked into a failure.
     let _ = api.sign_out().await;
     let mut result = outcome?;
     let counters = api.counters();
     result.sign_ins = counters.sign_ins;
     result.upload_sessions = counters.upload_sessions;
+    result.retries = counters.retries;
     result.http_requests = api.http_requests();
     Ok(result)
 }
 
-async fn publish_signed_in(
-    api: &mut Api,
-    config: &Config,
-    sealed: &Sealed,
-    file_type: FileType,
-) -> Result<PublishResult> {
-    let (project_id, project_name) = resolve_project(api, &config.project).await?;
-    let chunked = sealed.len >= SINGLE_REQUEST_LIMIT;
-    let as_job = match config.as_job {
-        AsJob::Auto => chunked,
-        AsJob::Always => true,
-        AsJob::Never => false,
-    };
-    let name = &config.datasource_name;
+/// The data source as it was before committing, to tell afterwards whether a commit applied.
+struct Target {
+    project_id: String,
+    project_name: Option<String>,
+    before: Option<Datasource>,
+}
 
-    // Check the target before spending hours uploading: append needs the data source, and
-    // create_new must not find one. (Small single requests let the server decide for create_new.)
-    if config.mode == Mode::Append || (config.mode == Mode::CreateNew && chunked) {
-        let existing = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
-        match (config.mode, existing) {
+/// What a commit attempt ended in.
+enum Commit {
+    Done(Published),
+    /// The upload session is gone (e.g. bound to a session that ended): upload again.
+    SessionGone(Error),
+}
+
+struct Publish<'a> {
+    api: &'a Api,
+    config: &'a Config,
+    sealed: &'a Sealed,
+    file_type: FileType,
+}
+
+impl Publish<'_> {
+    async fn run(&self) -> Result<PublishResult> {
+        let (api, config, sealed) = (self.api, self.config, self.sealed);
+        let name = &config.datasource_name;
+        let (project_id, project_name) = resolve_project(api, &config.project).await?;
+        let chunked = sealed.len >= config.single_request_max_bytes;
+        let as_job = match config.as_job {
+            AsJob::Auto => chunked,
+            AsJob::Always => true,
+            AsJob::Never => false,
+        };
+
+        // What is there now: fails fast before hours of upload, and is the baseline for
+        // telling whether a commit whose answer was lost did apply.
+        let before = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
+        match (config.mode, &before) {
             (Mode::Append, None) => {
                 return Err(Error::new(
                     ErrorKind::NotFound,
@@ -130,120 +173,293 @@ async fn publish_signed_in(
             }
             _ => {}
         }
-    }
-
-    let mut payload = format!("<tsRequest><datasource name=\"{}\"", escape(name.as_str()));
-    if let Some(d) = &config.description {
-        payload.push_str(&format!(" description=\"{}\"", escape(d.as_str())));
-    }
-    payload.push_str(&format!(
-        "><project id=\"{}\"/></datasource></tsRequest>",
-        escape(project_id.as_str())
-    ));
-    let mut params = PublishParams {
-        overwrite: config.mode == Mode::Overwrite,
-        append: config.mode == Mode::Append,
-        as_job,
-        upload_session_id: None,
-        datasource_type: file_type.as_str(),
-    };
-
-    let mut chunks = 0;
-    let published = if chunked {
-        let session = api.initiate_upload().await?;
-        let chunk = config
-            .chunk_size_bytes
-            .max(sealed.len.div_ceil(MAX_BLOCKS))
-            .min(crate::config::MAX_CHUNK_BYTES);
-        let mut offset = 0;
-        while offset < sealed.len {
-            let len = chunk.min(sealed.len - offset);
-            api.append(&session, &sealed.path, offset, len).await?;
-            offset += len;
-            chunks += 1;
-        }
-        params.upload_session_id = Some(&session);
-        api.publish_datasource(&params, &payload, None).await?
-    } else {
-        let filename = format!("{}.{}", ascii_file_stem(name), file_type.as_str());
-        let file = FilePart {
-            name: "tableau_datasource",
-            filename: &filename,
-            path: &sealed.path,
-            offset: 0,
-            len: sealed.len,
+        let target = Target {
+            project_id,
+            project_name,
+            before,
         };
-        api.publish_datasource(&params, &payload, Some(file)).await?
-    };
 
-    let (datasource, job_id) = match published {
-        Published::Datasource(d) => (Some(d), None),
-        Published::Job(job) => {
-            let done = api
-                .wait_for_job(
-                    &job.id,
-                    Duration::from_millis(500),
-                    Duration::from_secs(30),
-                    config.job_timeout,
+        let mut payload = format!("<tsRequest><datasource name=\"{}\"", escape(name.as_str()));
+        if let Some(d) = &config.description {
+            payload.push_str(&format!(" description=\"{}\"", escape(d.as_str())));
+        }
+        payload.push_str(&format!(
+            "><project id=\"{}\"/></datasource></tsRequest>",
+            escape(target.project_id.as_str())
+        ));
+        let params = PublishParams {
+            overwrite: config.mode == Mode::Overwrite,
+            append: config.mode == Mode::Append,
+            as_job,
+            upload_session_id: None,
+            datasource_type: self.file_type.as_str(),
+        };
+
+        self.refresh_old_session().await?;
+        let (published, chunks) = if chunked {
+            self.upload_and_commit(&target, params, &payload).await?
+        } else {
+            let filename = format!("{}.{}", ascii_file_stem(name), self.file_type.as_str());
+            let file = FilePart {
+                name: "tableau_datasource",
+                filename: &filename,
+                path: &sealed.path,
+                offset: 0,
+                len: sealed.len,
+            };
+            match self.commit(&target, &params, &payload, Some(file)).await? {
+                Commit::Done(p) => (p, 0),
+                Commit::SessionGone(e) => return Err(e),
+            }
+        };
+
+        let (datasource, job_id) = match published {
+            Published::Datasource(d) => (Some(d), None),
+            Published::Job(job) => {
+                self.refresh_old_session().await?;
+                self.wait_for_job(&job.id).await?;
+                let d = find_datasource(
+                    api,
+                    name,
+                    &target.project_id,
+                    target.project_name.as_deref(),
                 )
                 .await?;
-            match done.finish_code {
-                Some(0) | Some(3) => {}
-                Some(2) => {
-                    return Err(Error::new(
-                        ErrorKind::Cancelled,
-                        format!("publish job {} was cancelled on the server", job.id),
-                    ))
-                }
-                code => {
-                    let notes = if done.notes.is_empty() {
-                        "no notes".to_owned()
-                    } else {
-                        done.notes.join("; ")
-                    };
-                    return Err(Error::new(
-                        ErrorKind::Server,
-                        format!(
-                            "publish job {} failed on the server (finishCode {}): {notes}; check that the file is a valid {} and, for append, that its schema matches",
-                            job.id,
-                            code.map_or("missing".to_owned(), |c| c.to_string()),
-                            file_type.as_str()
-                        ),
-                    ))
+                (d, Some(job.id))
+            }
+        };
+
+        Ok(PublishResult {
+            datasource_id: datasource.as_ref().map(|d| d.id.clone()),
+            datasource_name: datasource
+                .as_ref()
+                .map_or_else(|| name.clone(), |d| d.name.clone()),
+            content_url: datasource.and_then(|d| d.content_url),
+            project_id: target.project_id,
+            site_id: api.site_id().unwrap_or_default(),
+            bytes: sealed.len,
+            sha256: sealed.sha256.clone(),
+            file_type: self.file_type,
+            mode: mode_name(config.mode),
+            chunked,
+            chunks,
+            job_id,
+            api_version: api.version().to_owned(),
+            sign_ins: 0,
+            upload_sessions: 0,
+            retries: 0,
+            http_requests: 0,
+        })
+    }
+
+    /// Signs in afresh when the session is older than `session_max_age_secs`.
+    async fn refresh_old_session(&self) -> Result<()> {
+        match (self.config.session_max_age, self.api.session_age()) {
+            (Some(max), Some(age)) if age >= max => self.api.sign_in().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// Uploads the spool in chunks and commits; restarts in a fresh upload session when an
+    /// append's outcome is unknown or the session disappeared.
+    async fn upload_and_commit(
+        &self,
+        target: &Target,
+        params: PublishParams<'_>,
+        payload: &str,
+    ) -> Result<(Published, u64)> {
+        let (api, sealed) = (self.api, self.sealed);
+        let chunk = self
+            .config
+            .chunk_size_bytes
+            .max(sealed.len.div_ceil(MAX_BLOCKS))
+            .min(MAX_CHUNK_BYTES);
+        let mut chunks = 0;
+        let mut restarts = 0;
+        loop {
+            let session = api.initiate_upload().await?;
+            let mut offset = 0;
+            let mut failure = None;
+            while offset < sealed.len {
+                let len = chunk.min(sealed.len - offset);
+                match api.append(&session, &sealed.path, offset, len).await {
+                    Ok(_) => {
+                        offset += len;
+                        chunks += 1;
+                    }
+                    // Unknown outcome, or the session is gone: never re-send into it.
+                    Err(e) if retry::is_ambiguous(&e) || e.http_status() == Some(404) => {
+                        failure = Some(e);
+                        break;
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            let d = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
-            (d, Some(job.id))
+            let failure = match failure {
+                Some(e) => e,
+                None => {
+                    let commit = PublishParams {
+                        upload_session_id: Some(&session),
+                        ..params
+                    };
+                    match self.commit(target, &commit, payload, None).await? {
+                        Commit::Done(p) => return Ok((p, chunks)),
+                        Commit::SessionGone(e) => e,
+                    }
+                }
+            };
+            if restarts >= self.config.retry.max_upload_restarts {
+                return Err(failure.with_suffix(&format!(
+                    " The upload was restarted {restarts} times in fresh upload sessions and still failed (\"retry.max_upload_restarts\")."
+                )));
+            }
+            restarts += 1;
         }
-    };
+    }
 
-    Ok(PublishResult {
-        datasource_id: datasource.as_ref().map(|d| d.id.clone()),
-        datasource_name: datasource
+    /// Commits once; if the answer is lost, finds out whether it applied before sending it
+    /// again (once).
+    async fn commit(
+        &self,
+        target: &Target,
+        params: &PublishParams<'_>,
+        payload: &str,
+        file: Option<FilePart<'_>>,
+    ) -> Result<Commit> {
+        let api = self.api;
+        self.wait_for_distinct_timestamp(target).await;
+        let sign_ins_before = api.counters().sign_ins;
+        let first = match api.publish_datasource(params, payload, file).await {
+            Ok(p) => return Ok(Commit::Done(p)),
+            Err(e) => e,
+        };
+        let uploaded = params.upload_session_id.is_some();
+        if !retry::is_ambiguous(&first) {
+            // An upload session bound to a session that ended answers 404 after re-sign-in.
+            if uploaded
+                && first.http_status() == Some(404)
+                && api.counters().sign_ins > sign_ins_before
+            {
+                return Ok(Commit::SessionGone(first));
+            }
+            return Err(first);
+        }
+        // A Tableau error body on a synchronous commit means the server finished with it: one
+        // look suffices. A lost answer, a gateway's 502/504, or a job may still be applying.
+        let finished = first.tableau_code().is_some() && !params.as_job;
+        let window = if finished {
+            Duration::ZERO
+        } else {
+            Duration::from_secs(self.config.retry.commit_verify_secs)
+        };
+        if let Some(d) = self.applied_since(target, window).await? {
+            return Ok(Commit::Done(Published::Datasource(d)));
+        }
+        match api.publish_datasource(params, payload, file).await {
+            Ok(p) => Ok(Commit::Done(p)),
+            Err(e) if uploaded && e.http_status() == Some(404) => Ok(Commit::SessionGone(e)),
+            Err(e) => match self.applied_since(target, Duration::ZERO).await? {
+                // The first commit applied late; the second was refused because of it.
+                Some(d) => Ok(Commit::Done(Published::Datasource(d))),
+                None => Err(e.with_suffix(&format!(
+                    " (The first commit's answer was lost: {})",
+                    first.message()
+                ))),
+            },
+        }
+    }
+
+    /// The data source, if it changed since `target.before` was read; looks for up to `window`.
+    async fn applied_since(&self, target: &Target, window: Duration) -> Result<Option<Datasource>> {
+        let deadline = Instant::now() + window;
+        let mut wait = Duration::from_millis(250);
+        loop {
+            let now = find_datasource(
+                self.api,
+                &self.config.datasource_name,
+                &target.project_id,
+                target.project_name.as_deref(),
+            )
+            .await?;
+            if let Some(d) = now {
+                let changed = match &target.before {
+                    None => true,
+                    Some(b) => b.id != d.id || b.updated_at != d.updated_at,
+                };
+                if changed {
+                    return Ok(Some(d));
+                }
+            }
+            if Instant::now() + wait > deadline {
+                return Ok(None);
+            }
+            tokio::time::sleep(wait).await;
+            wait = (wait * 2).min(Duration::from_secs(10));
+        }
+    }
+
+    /// Timestamps have one-second resolution: if the existing data source was updated in the
+    /// server's current second, wait for the next so a new update is distinguishable.
+    async fn wait_for_distinct_timestamp(&self, target: &Target) {
+        let updated = target
+            .before
             .as_ref()
-            .map_or_else(|| name.clone(), |d| d.name.clone()),
-        content_url: datasource.and_then(|d| d.content_url),
-        project_id,
-        site_id: api.site_id().unwrap_or_default().to_owned(),
-        bytes: sealed.len,
-        sha256: sealed.sha256.clone(),
-        file_type,
-        mode: mode_name(config.mode),
-        chunked,
-        chunks,
-        job_id,
-        api_version: api.version().to_owned(),
-        sign_ins: 0,
-        upload_sessions: 0,
-        http_requests: 0,
-    })
+            .and_then(|b| b.updated_at.as_deref())
+            .and_then(|t| humantime::parse_rfc3339(t).ok());
+        if let (Some(updated), Some(now)) = (updated, self.api.server_time()) {
+            let age = now.duration_since(updated).unwrap_or(Duration::ZERO);
+            if age < Duration::from_secs(1) {
+                tokio::time::sleep(Duration::from_millis(1100) - age).await;
+            }
+        }
+    }
+
+    async fn wait_for_job(&self, id: &str) -> Result<()> {
+        let done = self
+            .api
+            .wait_for_job(
+                id,
+                Duration::from_millis(500),
+                Duration::from_secs(30),
+                self.config.job_timeout,
+            )
+            .await?;
+        match done.finish_code {
+            Some(0) | Some(3) => Ok(()),
+            Some(2) => Err(Error::new(
+                ErrorKind::Cancelled,
+                format!("publish job {id} was cancelled on the server"),
+            )),
+            code => {
+                let notes = if done.notes.is_empty() {
+                    "no notes".to_owned()
+                } else {
+                    done.notes.join("; ")
+                };
+                Err(Error::new(
+                    ErrorKind::Server,
+                    format!(
+                        "publish job {id} failed on the server (finishCode {}): {notes}; check that the file is a valid {} and, for append, that its schema matches",
+                        code.map_or("missing".to_owned(), |c| c.to_string()),
+                        self.file_type.as_str()
+                    ),
+                ))
+            }
+        }
+    }
 }
 
 /// A filename Tableau will accept: the name's ASCII letters, digits, `-` and `_`.
 fn ascii_file_stem(name: &str) -> String {
     let stem: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if stem.trim_matches('_').is_empty() {
         "datasource".to_owned()
@@ -273,7 +489,10 @@ async fn resolve_project(api: &Api, target: &ProjectTarget) -> Result<(String, O
         }
         // Names with ',' or '&' cannot be expressed in a filter: list the level and match here.
         if Filter::is_expressible(name) {
-            terms.push(Filter { field: "name", value: name });
+            terms.push(Filter {
+                field: "name",
+                value: name,
+            });
         }
         let found = api
             .projects(&terms)
@@ -310,7 +529,10 @@ async fn find_datasource(
 ) -> Result<Option<Datasource>> {
     let mut terms = Vec::with_capacity(2);
     if Filter::is_expressible(name) {
-        terms.push(Filter { field: "name", value: name });
+        terms.push(Filter {
+            field: "name",
+            value: name,
+        });
     }
     if let Some(p) = project_name.filter(|p| Filter::is_expressible(p)) {
         terms.push(Filter {
@@ -318,7 +540,9 @@ async fn find_datasource(
             value: p,
         });
     }
-    Ok(api.datasources(&terms).await?.into_iter().find(|d| {
-        d.name == name && d.project_id.as_deref().is_none_or(|p| p == project_id)
-    }))
+    Ok(api
+        .datasources(&terms)
+        .await?
+        .into_iter()
+        .find(|d| d.name == name && d.project_id.as_deref().is_none_or(|p| p == project_id)))
 }

@@ -84,8 +84,9 @@ impl Publisher {
             Err(e) => {
                 self.state = State::Failed;
                 let kept = self.spool.keep().unwrap_or(sealed.path.clone());
+                let stop = if e.message().ends_with('.') { "" } else { "." };
                 Err(e.with_suffix(&format!(
-                    " The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: tabpub publish --config CONFIG.json --input {}",
+                    "{stop} The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: tabpub publish --config CONFIG.json --input {}",
                     sealed.len,
                     sealed.sha256,
                     kept.display(),

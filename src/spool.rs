@@ -199,10 +199,12 @@ impl Spool {
 /// Lowercase hex of bytes.
 pub fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 /// Opens a sealed spool for reading.
@@ -223,7 +225,11 @@ mod tests {
     fn spools_hashes_and_removes() {
         let dir = tempfile::tempdir().unwrap();
         let mut s = Spool::new(dir.path());
-        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "no file before data");
+        assert_eq!(
+            std::fs::read_dir(dir.path()).unwrap().count(),
+            0,
+            "no file before data"
+        );
         s.write(b"").unwrap();
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
         s.write(b"Hyper\x08").unwrap();

@@ -25,7 +25,14 @@ fn compile(compiler: &str, extra: &[&str], out: &Path) {
     );
     let status = Command::new(compiler)
         .args(extra)
-        .args(["-Wall", "-Wextra", "-Werror", "-g", "-fsanitize=address,undefined", "-fno-omit-frame-pointer"])
+        .args([
+            "-Wall",
+            "-Wextra",
+            "-Werror",
+            "-g",
+            "-fsanitize=address,undefined",
+            "-fno-omit-frame-pointer",
+        ])
         .arg(format!("-I{root}/include"))
         .arg(format!("{root}/tests/c/publish_test.c"))
         .arg(format!("-L{}", lib.display()))
@@ -42,7 +49,12 @@ fn run(binary: &Path, env: &Env, name: &str) {
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
     let sha = sha256_hex(&std::fs::read(fixture).unwrap());
     let out = Command::new(binary)
-        .args([&env.emu.url(), &env.spool.path().display().to_string(), fixture, &sha])
+        .args([
+            &env.emu.url(),
+            &env.spool.path().display().to_string(),
+            fixture,
+            &sha,
+        ])
         // Rust's runtime keeps some allocations until exit; leaks are not what this checks.
         .env("ASAN_OPTIONS", "detect_leaks=0")
         .output()

@@ -7,8 +7,11 @@ const GENERATED: &str = include_str!(concat!(env!("OUT_DIR"), "/tableau_publishe
 
 #[test]
 fn committed_header_matches_cbindgen() {
-    let committed = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/include/tableau_publisher.h"))
-        .expect("include/tableau_publisher.h exists");
+    let committed = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/include/tableau_publisher.h"
+    ))
+    .expect("include/tableau_publisher.h exists");
     assert!(
         committed == GENERATED,
         "include/tableau_publisher.h is out of date with src/ffi; run `TP_REGENERATE_HEADER=1 cargo build` and commit it"
@@ -21,7 +24,10 @@ fn header_exports_only_tp_names() {
         let line = line.trim();
         if let Some(rest) = line.strip_prefix("#define ") {
             let name = rest.split_whitespace().next().unwrap();
-            assert!(name.starts_with("TP_") || name == "TABLEAU_PUBLISHER_H", "macro {name}");
+            assert!(
+                name.starts_with("TP_") || name == "TABLEAU_PUBLISHER_H",
+                "macro {name}"
+            );
         }
         if line.ends_with(");") && line.contains('(') && !line.starts_with("//") {
             let before = line.split('(').next().unwrap();
@@ -30,10 +36,17 @@ fn header_exports_only_tp_names() {
         }
         if let Some(rest) = line.strip_prefix("typedef ") {
             let words: Vec<&str> = rest.split_whitespace().collect();
-            let name = if words.last() == Some(&"{") { words[1] } else { words.last().unwrap().trim_end_matches(';') };
+            let name = if words.last() == Some(&"{") {
+                words[1]
+            } else {
+                words.last().unwrap().trim_end_matches(';')
+            };
             assert!(name.starts_with("tp_"), "type {name}");
         }
-        if let Some(rest) = line.strip_prefix("} ").filter(|r| !r.trim_start().starts_with("//")) {
+        if let Some(rest) = line
+            .strip_prefix("} ")
+            .filter(|r| !r.trim_start().starts_with("//"))
+        {
             let name = rest.trim_end_matches(';');
             assert!(name.starts_with("tp_"), "type {name}");
         }
@@ -41,8 +54,19 @@ fn header_exports_only_tp_names() {
             assert!(line.starts_with("TP_"), "enum value {line}");
         }
     }
-    for required in ["tp_init", "tp_feed_chunk", "tp_finalize_and_publish", "tp_last_error", "tp_result_json", "tp_free", "tp_version"] {
-        assert!(GENERATED.contains(&format!("{required}(")), "{required} missing from the header");
+    for required in [
+        "tp_init",
+        "tp_feed_chunk",
+        "tp_finalize_and_publish",
+        "tp_last_error",
+        "tp_result_json",
+        "tp_free",
+        "tp_version",
+    ] {
+        assert!(
+            GENERATED.contains(&format!("{required}(")),
+            "{required} missing from the header"
+        );
     }
 }
 

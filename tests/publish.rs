@@ -11,7 +11,11 @@ use tableau_publisher::{ErrorKind, Publisher};
 const LIMIT: usize = 64 * MIB;
 
 /// Publishes `len` bytes and checks the server holds exactly those bytes.
-fn publish_size(env: &Env, len: usize, overrides: serde_json::Value) -> tableau_publisher::PublishResult {
+fn publish_size(
+    env: &Env,
+    len: usize,
+    overrides: serde_json::Value,
+) -> tableau_publisher::PublishResult {
     let data = extract(len, len as u64);
     let name = format!("size-{len}");
     let mut o = overrides;
@@ -19,7 +23,11 @@ fn publish_size(env: &Env, len: usize, overrides: serde_json::Value) -> tableau_
     let result = publish(&env.config(o), &data).unwrap_or_else(|e| panic!("{len} bytes: {e}"));
     let stored = env.datasource(&name);
     assert_eq!(stored.size, len as u64);
-    assert_eq!(stored.sha256, sha256_hex(&data), "server bytes differ for {len}");
+    assert_eq!(
+        stored.sha256,
+        sha256_hex(&data),
+        "server bytes differ for {len}"
+    );
     assert_eq!(result.sha256, stored.sha256);
     assert_eq!(result.bytes, len as u64);
     assert_eq!(result.datasource_id.as_deref(), Some(stored.id.as_str()));
@@ -35,8 +43,8 @@ fn small_file_is_one_request_with_no_upload_session() {
     assert!(!r.chunked);
     assert_eq!(r.upload_sessions, 0);
     assert_eq!(env.count("POST", "/fileUploads"), 0);
-    // serverinfo, signin, 2 project levels, publish, signout.
-    assert_eq!(r.http_requests, 6, "{:#?}", env.requests());
+    // serverinfo, signin, 2 project levels, the data source check, publish, signout.
+    assert_eq!(r.http_requests, 7, "{:#?}", env.requests());
     assert_eq!(r.http_requests as usize, env.requests().len());
 }
 
@@ -60,13 +68,20 @@ fn exactly_one_chunk_and_one_chunk_plus_one() {
     assert_eq!(two.chunks, 2);
     assert_eq!(two.upload_sessions, 1);
     assert_eq!(env.count("PUT", "/fileUploads/"), 3);
-    assert!(one.job_id.is_some() && two.job_id.is_some(), "auto asJob for chunked uploads");
+    assert!(
+        one.job_id.is_some() && two.job_id.is_some(),
+        "auto asJob for chunked uploads"
+    );
 }
 
 #[test]
 fn two_hundred_mib_in_chunks() {
     let env = Env::start();
-    let r = publish_size(&env, 200 * MIB + 12345, json!({"chunk_size_bytes": 32 * MIB}));
+    let r = publish_size(
+        &env,
+        200 * MIB + 12345,
+        json!({"chunk_size_bytes": 32 * MIB}),
+    );
     assert_eq!(r.chunks, 7);
     assert_eq!(r.upload_sessions, 1);
 }
@@ -77,14 +92,28 @@ fn one_byte_is_refused_clearly() {
     // Undetectable: refused before any network call, data kept.
     let err = publish(&env.config(json!({})), b"H").unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("not a Tableau data source file"), "{err}");
-    assert!(env.requests().is_empty(), "no network call for unrecognised data");
+    assert!(
+        err.message().contains("not a Tableau data source file"),
+        "{err}"
+    );
+    assert!(
+        env.requests().is_empty(),
+        "no network call for unrecognised data"
+    );
     assert_eq!(env.spool_files().len(), 1);
     // Forced type: the server refuses a 1-byte extract, and says so.
-    let err = publish(&env.config(json!({"file_type": "hyper", "datasource_name": "one"})), b"H").unwrap_err();
+    let err = publish(
+        &env.config(json!({"file_type": "hyper", "datasource_name": "one"})),
+        b"H",
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert!(err.message().contains("400011"), "{err}");
-    let kept: Vec<_> = env.spool_files().into_iter().filter(|p| std::fs::read(p).unwrap() == b"H").collect();
+    let kept: Vec<_> = env
+        .spool_files()
+        .into_iter()
+        .filter(|p| std::fs::read(p).unwrap() == b"H")
+        .collect();
     assert_eq!(kept.len(), 2, "both spools kept byte-exact");
 }
 
@@ -105,16 +134,28 @@ fn create_new_clashes_both_single_and_chunked() {
     let env = Env::start();
     let data = extract(4096, 1);
     publish(&env.config(json!({})), &data).unwrap();
-    // Single request: the server says 403007.
+    // Found before sending anything.
     let err = publish(&env.config(json!({})), &data).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert!(err.message().contains("403007") && err.message().contains("overwrite"), "{err}");
+    assert!(
+        err.message().contains("already exists") && err.message().contains("overwrite"),
+        "{err}"
+    );
+    assert_eq!(
+        env.count("POST", "/datasources"),
+        1,
+        "no second publish request"
+    );
     // Chunked: found before uploading anything.
     let uploads_before = env.count("POST", "/fileUploads");
     let big = extract(LIMIT + 10, 2);
     let err = publish(&env.config(json!({})), &big).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Conflict);
-    assert_eq!(env.count("POST", "/fileUploads"), uploads_before, "no upload for a known clash");
+    assert_eq!(
+        env.count("POST", "/fileUploads"),
+        uploads_before,
+        "no upload for a known clash"
+    );
     assert_eq!(env.datasources().len(), 1);
 }
 
@@ -126,7 +167,10 @@ fn overwrite_replaces_and_creates() {
     let cfg = env.config(json!({"mode": "overwrite"}));
     let a = publish(&cfg, &first).unwrap();
     let b = publish(&cfg, &second).unwrap();
-    assert_eq!(a.datasource_id, b.datasource_id, "same data source replaced");
+    assert_eq!(
+        a.datasource_id, b.datasource_id,
+        "same data source replaced"
+    );
     let d = env.datasource("Sales");
     assert_eq!(d.sha256, sha256_hex(&second));
     let ops: Vec<_> = d.history.iter().map(|h| h.op.as_str()).collect();
@@ -142,11 +186,25 @@ fn append_adds_to_existing_and_refuses_missing() {
     assert_eq!(env.count("POST", "/datasources"), 0, "nothing published");
     publish(&env.config(json!({})), &extract(3000, 1)).unwrap();
     let more = extract(LIMIT + 3, 9);
-    let r = publish(&env.config(json!({"mode": "append", "chunk_size_bytes": 16 * MIB})), &more).unwrap();
+    let r = publish(
+        &env.config(json!({"mode": "append", "chunk_size_bytes": 16 * MIB})),
+        &more,
+    )
+    .unwrap();
     assert_eq!(r.chunks, 5);
     let d = env.datasource("Sales");
-    let ops: Vec<_> = d.history.iter().map(|h| (h.op.as_str(), h.sha256.clone())).collect();
-    assert_eq!(ops, [("create", sha256_hex(&extract(3000, 1))), ("append", sha256_hex(&more))]);
+    let ops: Vec<_> = d
+        .history
+        .iter()
+        .map(|h| (h.op.as_str(), h.sha256.clone()))
+        .collect();
+    assert_eq!(
+        ops,
+        [
+            ("create", sha256_hex(&extract(3000, 1))),
+            ("append", sha256_hex(&more))
+        ]
+    );
     // Append needs an extract.
     let tds = b"<?xml version='1.0'?><datasource/>";
     let err = publish(&env.config(json!({"mode": "append"})), tds).unwrap_err();
@@ -163,34 +221,68 @@ fn nested_paths_same_named_siblings_and_commas() {
     let comma_child = env.emu.add_project("", Some(&comma), "Q1, 2026");
     let data = extract(2048, 3);
 
-    let r = publish(&env.config(json!({"project": "Marketing/Quarterly", "datasource_name": "m"})), &data).unwrap();
+    let r = publish(
+        &env.config(json!({"project": "Marketing/Quarterly", "datasource_name": "m"})),
+        &data,
+    )
+    .unwrap();
     assert_eq!(r.project_id, marketing_q);
-    let r = publish(&env.config(json!({"project": ["Finance", "Quarterly"], "datasource_name": "f"})), &data).unwrap();
+    let r = publish(
+        &env.config(json!({"project": ["Finance", "Quarterly"], "datasource_name": "f"})),
+        &data,
+    )
+    .unwrap();
     assert_eq!(r.project_id, finance_q);
-    let r = publish(&env.config(json!({"project": ["Sales, EMEA & APAC", "Q1, 2026"], "datasource_name": "c"})), &data).unwrap();
+    let r = publish(
+        &env.config(json!({"project": ["Sales, EMEA & APAC", "Q1, 2026"], "datasource_name": "c"})),
+        &data,
+    )
+    .unwrap();
     assert_eq!(r.project_id, comma_child);
     assert_eq!(env.datasource("c").project_id, comma_child);
-    let r = publish(&env.config(json!({"project": null, "project_id": marketing, "datasource_name": "id"})), &data).unwrap();
+    let r = publish(
+        &env.config(json!({"project": null, "project_id": marketing, "datasource_name": "id"})),
+        &data,
+    )
+    .unwrap();
     assert_eq!(r.project_id, marketing);
 
     // A child name at the top level is not found.
-    let err = publish(&env.config(json!({"project": "Quarterly", "datasource_name": "x"})), &data).unwrap_err();
+    let err = publish(
+        &env.config(json!({"project": "Quarterly", "datasource_name": "x"})),
+        &data,
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::NotFound);
     assert!(err.message().contains("at the top level"), "{err}");
-    let err = publish(&env.config(json!({"project": "Finance/Yearly", "datasource_name": "x"})), &data).unwrap_err();
+    let err = publish(
+        &env.config(json!({"project": "Finance/Yearly", "datasource_name": "x"})),
+        &data,
+    )
+    .unwrap_err();
     assert!(err.message().contains("inside \"Finance\""), "{err}");
 }
 
 #[test]
 fn project_lookup_follows_pagination() {
-    let env = Env::with(EmuConfig { max_page_size: 2, ..EmuConfig::default() });
+    let env = Env::with(EmuConfig {
+        max_page_size: 2,
+        ..EmuConfig::default()
+    });
     for i in 0..7 {
         env.emu.add_project("", None, &format!("Team {i}, misc"));
     }
     let target = env.emu.add_project("", None, "Zeta, last");
-    let r = publish(&env.config(json!({"project": ["Zeta, last"]})), &extract(1000, 4)).unwrap();
+    let r = publish(
+        &env.config(json!({"project": ["Zeta, last"]})),
+        &extract(1000, 4),
+    )
+    .unwrap();
     assert_eq!(r.project_id, target);
-    assert!(env.count("GET", "/projects") >= 5, "several pages were read");
+    assert!(
+        env.count("GET", "/projects") >= 5,
+        "several pages were read"
+    );
 }
 
 #[test]
@@ -204,7 +296,11 @@ fn as_job_waits_for_completion() {
     assert!(env.count("GET", "/jobs/") >= 2, "polled until completedAt");
     assert_eq!(env.datasource("Sales").id, r.datasource_id.unwrap());
     // A small file is synchronous by default.
-    let r = publish(&env.config(json!({"datasource_name": "sync"})), &extract(9999, 6)).unwrap();
+    let r = publish(
+        &env.config(json!({"datasource_name": "sync"})),
+        &extract(9999, 6),
+    )
+    .unwrap();
     assert!(r.job_id.is_none());
 }
 
@@ -216,7 +312,9 @@ fn failed_job_is_a_server_error_with_notes() {
         path_contains: Some("/datasources".into()),
         nth: 1,
         times: 1,
-        action: tableau_emulator::FaultAction::FailJob { notes: "extract is corrupt".into() },
+        action: tableau_emulator::FaultAction::FailJob {
+            notes: "extract is corrupt".into(),
+        },
     });
     let err = publish(&env.config(json!({"as_job": true})), &extract(4000, 7)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
@@ -228,7 +326,9 @@ fn failed_job_is_a_server_error_with_notes() {
 fn file_types_are_detected_and_published_as_such() {
     let env = Env::start();
     let tdsx = [b"PK\x03\x04".as_slice(), &extract(5000, 8)[8..]].concat();
-    let tds = b"\xEF\xBB\xBF<?xml version='1.0' encoding='utf-8' ?>\n<datasource formatted-name='x'/>".to_vec();
+    let tds =
+        b"\xEF\xBB\xBF<?xml version='1.0' encoding='utf-8' ?>\n<datasource formatted-name='x'/>"
+            .to_vec();
     for (name, data, ty) in [("zip", tdsx, "tdsx"), ("xml", tds, "tds")] {
         let r = publish(&env.config(json!({"datasource_name": name})), &data).unwrap();
         assert_eq!(r.file_type.as_str(), ty);
@@ -237,10 +337,21 @@ fn file_types_are_detected_and_published_as_such() {
         assert_eq!(d.sha256, sha256_hex(&data));
     }
     let before = env.requests().len();
-    let err = publish(&env.config(json!({"datasource_name": "csv"})), b"id,name\n1,a\n").unwrap_err();
+    let err = publish(
+        &env.config(json!({"datasource_name": "csv"})),
+        b"id,name\n1,a\n",
+    )
+    .unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Config);
-    assert!(err.message().contains("69 64 2c"), "shows the first bytes: {err}");
-    assert_eq!(env.requests().len(), before, "refused before any network call");
+    assert!(
+        err.message().contains("69 64 2c"),
+        "shows the first bytes: {err}"
+    );
+    assert_eq!(
+        env.requests().len(),
+        before,
+        "refused before any network call"
+    );
 }
 
 #[test]
@@ -257,7 +368,9 @@ fn password_auth_and_other_site() {
 #[test]
 fn bad_credentials_fail_without_leaking_the_secret_and_keep_the_data() {
     let env = Env::start();
-    let cfg = env.config(json!({"auth": {"method": "pat", "token_name": "ci", "token_secret": "wrong-secret-XYZ"}}));
+    let cfg = env.config(
+        json!({"auth": {"method": "pat", "token_name": "ci", "token_secret": "wrong-secret-XYZ"}}),
+    );
     let data = extract(3000, 11);
     let err = publish(&cfg, &data).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Auth);
@@ -265,15 +378,22 @@ fn bad_credentials_fail_without_leaking_the_secret_and_keep_the_data() {
     assert!(!err.message().contains("wrong-secret-XYZ"));
     let kept = env.spool_files();
     assert_eq!(kept.len(), 1);
-    assert!(err.message().contains(&kept[0].display().to_string()), "path in message");
-    assert_eq!(sha256_hex(&std::fs::read(&kept[0]).unwrap()), sha256_hex(&data));
+    assert!(
+        err.message().contains(&kept[0].display().to_string()),
+        "path in message"
+    );
+    assert_eq!(
+        sha256_hex(&std::fs::read(&kept[0]).unwrap()),
+        sha256_hex(&data)
+    );
 }
 
 #[test]
 fn secret_from_environment_is_read_at_finalize() {
     let env = Env::start();
     let var = "TP_TEST_SECRET_FROM_ENV";
-    let cfg = env.config(json!({"auth": {"method": "pat", "token_name": "ci", "token_secret_env": var}}));
+    let cfg =
+        env.config(json!({"auth": {"method": "pat", "token_name": "ci", "token_secret_env": var}}));
     let mut p = Publisher::new(&cfg).expect("init does not need the variable");
     common::feed(&mut p, &extract(3000, 12)).unwrap();
     // SAFETY: this variable is used by no other test.
@@ -290,10 +410,10 @@ fn state_rules_and_retry_after_failure() {
         nth: 1,
         times: 1,
         action: tableau_emulator::FaultAction::Error {
-            status: 500,
-            code: "500000".into(),
-            summary: "Internal Server Error".into(),
-            detail: "boom".into(),
+            status: 403,
+            code: "403004".into(),
+            summary: "Forbidden".into(),
+            detail: "boom: no publish permission".into(),
             retry_after: None,
         },
     });
@@ -301,15 +421,28 @@ fn state_rules_and_retry_after_failure() {
     let mut p = Publisher::new(&env.config(json!({}))).unwrap();
     common::feed(&mut p, &data).unwrap();
     let err = p.finalize_and_publish().unwrap_err();
-    assert_eq!(err.kind(), ErrorKind::Server);
-    assert!(err.message().contains("500000") && err.message().contains("boom"), "{err}");
-    assert_eq!(p.feed(b"x").unwrap_err().kind(), ErrorKind::State, "no feeding after finalize");
+    assert_eq!(err.kind(), ErrorKind::Permission);
+    assert!(
+        err.message().contains("403004") && err.message().contains("boom"),
+        "{err}"
+    );
+    assert_eq!(
+        p.feed(b"x").unwrap_err().kind(),
+        ErrorKind::State,
+        "no feeding after finalize"
+    );
     // The same handle publishes the kept spool once the server recovers.
     let r = p.finalize_and_publish().unwrap().clone();
     assert_eq!(r.sha256, sha256_hex(&data));
     assert_eq!(env.datasource("Sales").sha256, sha256_hex(&data));
-    assert!(env.spool_files().is_empty(), "kept spool removed after the retry succeeded");
-    assert_eq!(p.finalize_and_publish().unwrap_err().kind(), ErrorKind::State);
+    assert!(
+        env.spool_files().is_empty(),
+        "kept spool removed after the retry succeeded"
+    );
+    assert_eq!(
+        p.finalize_and_publish().unwrap_err().kind(),
+        ErrorKind::State
+    );
 }
 
 #[test]
@@ -318,7 +451,9 @@ fn unreachable_server_is_a_network_error() {
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let port = dead.local_addr().unwrap().port();
     drop(dead);
-    let cfg = env.config(json!({"server_url": format!("http://127.0.0.1:{port}"), "request_timeout_secs": 5}));
+    let cfg = env.config(
+        json!({"server_url": format!("http://127.0.0.1:{port}"), "request_timeout_secs": 5}),
+    );
     let err = publish(&cfg, &extract(3000, 14)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Network, "{err}");
     assert!(err.message().contains("cannot connect"), "{err}");
@@ -327,8 +462,15 @@ fn unreachable_server_is_a_network_error() {
 #[test]
 fn api_version_from_config_skips_server_info() {
     let env = Env::start();
-    let r = publish(&env.config(json!({"api_version": "3.19"})), &extract(3000, 15)).unwrap();
+    let r = publish(
+        &env.config(json!({"api_version": "3.19"})),
+        &extract(3000, 15),
+    )
+    .unwrap();
     assert_eq!(r.api_version, "3.19");
     assert_eq!(env.count("GET", "serverinfo"), 0);
-    assert!(env.requests().iter().all(|q| !q.path.starts_with("/api/") || q.path.starts_with("/api/3.19/")));
+    assert!(env
+        .requests()
+        .iter()
+        .all(|q| !q.path.starts_with("/api/") || q.path.starts_with("/api/3.19/")));
 }

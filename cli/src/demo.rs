@@ -4,7 +4,7 @@
 use std::time::{Duration, Instant};
 
 use tableau_emulator::{Config as EmulatorConfig, Emulator};
-use tableau_publisher::client::{http::Http, Api};
+use tableau_publisher::client::{http::Http, retry::RetryPolicy, Api};
 use tableau_publisher::{Config, Error, ErrorKind, Publisher};
 
 /// The emulator's session lifetime.
@@ -25,7 +25,9 @@ fn extract_piece(offset: usize, len: usize) -> Vec<u8> {
     (offset..offset + len)
         .map(|i| match HEADER.get(i) {
             Some(b) => *b,
-            None => (i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(17) as u8,
+            None => (i as u64)
+                .wrapping_mul(0x9E37_79B9_7F4A_7C15)
+                .rotate_left(17) as u8,
         })
         .collect()
 }
@@ -37,7 +39,10 @@ pub fn run() -> Result<(), Error> {
     })
     .map_err(internal)?;
     let url = emulator.url();
-    println!("Local Tableau emulator at {url}; sessions expire after {} s idle.", TOKEN_TTL.as_secs());
+    println!(
+        "Local Tableau emulator at {url}; sessions expire after {} s idle.",
+        TOKEN_TTL.as_secs()
+    );
     println!(
         "The upstream job will take {} s to produce a {} MiB extract.\n",
         UPSTREAM.as_secs(),
@@ -61,10 +66,16 @@ pub fn run() -> Result<(), Error> {
         .map_err(internal)?;
 
     // The usual way: sign in when the workflow starts.
-    let mut early = Api::new(Http::new(&config.server_url, Duration::from_secs(30))?);
+    // A tool that neither retries nor signs in again, as most do.
+    let naive = RetryPolicy {
+        max_attempts: 1,
+        ..RetryPolicy::default()
+    };
+    let http = Http::new(&config.server_url, Duration::from_secs(30))?;
+    let mut early = Api::new(http, &config.site, &config.auth, naive, 0);
     runtime.block_on(async {
         early.negotiate_version().await?;
-        early.sign_in(&config.site, &config.auth).await
+        early.sign_in().await
     })?;
     println!("[usual tool]    signed in at t=0 s, before the upstream ran.");
 
@@ -104,7 +115,10 @@ pub fn run() -> Result<(), Error> {
         "[tableau-publisher] signed in after the data was ready and published in {:.1} s:",
         t.elapsed().as_secs_f64()
     );
-    println!("{}", serde_json::to_string_pretty(&result).map_err(internal)?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(&result).map_err(internal)?
+    );
 
     let stored = emulator
         .datasources()
@@ -112,7 +126,9 @@ pub fn run() -> Result<(), Error> {
         .find(|d| Some(&d.id) == result.datasource_id.as_ref())
         .ok_or_else(|| internal("the emulator has no such data source"))?;
     if stored.sha256 != result.sha256 || stored.size != result.bytes {
-        return Err(internal("the emulator stored different bytes than were fed"));
+        return Err(internal(
+            "the emulator stored different bytes than were fed",
+        ));
     }
     println!(
         "\nThe emulator holds \"{}\" with the same {} bytes (sha256 {}…).",

@@ -16,7 +16,11 @@ use tableau_publisher::ffi::tp_status;
 use tableau_publisher::{Error, ErrorKind, Publisher};
 
 #[derive(Parser)]
-#[command(name = "tabpub", version, about = "Publish data sources to Tableau Server and Tableau Cloud")]
+#[command(
+    name = "tabpub",
+    version,
+    about = "Publish data sources to Tableau Server and Tableau Cloud"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

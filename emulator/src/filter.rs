@@ -39,7 +39,11 @@ pub(crate) fn parse_filter(raw: Option<&str>) -> Result<Vec<Cond>, ApiError> {
     };
     let mut out = Vec::new();
     for expr in split_top(raw) {
-        let bad = || ApiError::bad_filter(format!("Invalid filter '{expr}'. Expected field:operator:value."));
+        let bad = || {
+            ApiError::bad_filter(format!(
+                "Invalid filter '{expr}'. Expected field:operator:value."
+            ))
+        };
         let mut it = expr.splitn(3, ':');
         let (field, op, value) = match (it.next(), it.next(), it.next()) {
             (Some(f), Some(o), Some(v)) if !f.is_empty() && !o.is_empty() => (f, o, v),
@@ -54,7 +58,12 @@ pub(crate) fn parse_filter(raw: Option<&str>) -> Result<Vec<Cond>, ApiError> {
         } else {
             vec![value.to_owned()]
         };
-        out.push(Cond { field: field.to_owned(), op: op.to_owned(), values, text: expr.to_owned() });
+        out.push(Cond {
+            field: field.to_owned(),
+            op: op.to_owned(),
+            values,
+            text: expr.to_owned(),
+        });
     }
     Ok(out)
 }
@@ -109,7 +118,10 @@ pub(crate) fn matches(c: &Cond, actual: &str) -> bool {
 }
 
 /// `sort=field:asc|desc,...`
-pub(crate) fn parse_sort(raw: Option<&str>, fields: &[&str]) -> Result<Vec<(String, bool)>, ApiError> {
+pub(crate) fn parse_sort(
+    raw: Option<&str>,
+    fields: &[&str],
+) -> Result<Vec<(String, bool)>, ApiError> {
     let raw = match raw {
         Some(r) if !r.is_empty() => r,
         _ => return Ok(vec![]),
@@ -123,7 +135,9 @@ pub(crate) fn parse_sort(raw: Option<&str>, fields: &[&str]) -> Result<Vec<(Stri
             _ => return Err(ApiError::bad_filter(format!("Invalid sort '{expr}'."))),
         };
         if !fields.contains(&f) {
-            return Err(ApiError::bad_filter(format!("Invalid sort '{expr}': field '{f}' cannot be sorted on.")));
+            return Err(ApiError::bad_filter(format!(
+                "Invalid sort '{expr}': field '{f}' cannot be sorted on."
+            )));
         }
         out.push((f.to_owned(), desc));
     }
@@ -136,14 +150,22 @@ pub(crate) fn page(q: &Query, max: u32) -> Result<(u32, u32), ApiError> {
         None => 100,
         Some(s) => match s.trim().parse::<u64>() {
             Ok(n) if n >= 1 => n.min(u32::MAX as u64) as u32,
-            _ => return Err(ApiError::bad_filter(format!("Invalid page size '{s}'. The page size must be an integer from 1 to 1000."))),
+            _ => {
+                return Err(ApiError::bad_filter(format!(
+                    "Invalid page size '{s}'. The page size must be an integer from 1 to 1000."
+                )))
+            }
         },
     };
     let number = match q.get("pageNumber") {
         None => 1,
         Some(s) => match s.trim().parse::<u32>() {
             Ok(n) if n >= 1 => n,
-            _ => return Err(ApiError::bad_filter(format!("Invalid page number '{s}'. The page number must be a positive integer."))),
+            _ => {
+                return Err(ApiError::bad_filter(format!(
+                    "Invalid page number '{s}'. The page number must be a positive integer."
+                )))
+            }
         },
     };
     Ok((size.min(max.max(1)), number))
@@ -151,7 +173,9 @@ pub(crate) fn page(q: &Query, max: u32) -> Result<(u32, u32), ApiError> {
 
 /// Slice of `items` for the page.
 pub(crate) fn slice<T>(items: &[T], size: u32, number: u32) -> &[T] {
-    let start = (size as usize).saturating_mul(number as usize - 1).min(items.len());
+    let start = (size as usize)
+        .saturating_mul(number as usize - 1)
+        .min(items.len());
     let end = start.saturating_add(size as usize).min(items.len());
     &items[start..end]
 }
@@ -162,7 +186,10 @@ mod tests {
 
     #[test]
     fn filter_grammar() {
-        let f = parse_filter(Some("name:in:[a,b c],topLevelProject:eq:true,createdAt:gt:2020-01-01T00:00:00Z")).unwrap();
+        let f = parse_filter(Some(
+            "name:in:[a,b c],topLevelProject:eq:true,createdAt:gt:2020-01-01T00:00:00Z",
+        ))
+        .unwrap();
         assert_eq!(f.len(), 3);
         assert_eq!(f[0].values, vec!["a", "b c"]);
         assert_eq!(f[2].values, vec!["2020-01-01T00:00:00Z"]);

@@ -145,22 +145,33 @@ impl Default for Seed {
                 name: "admin".to_owned(),
                 password: Some("admin-pass".to_owned()),
                 site_role: "ServerAdministrator".to_owned(),
-                pats: vec![SeedPat { name: "ci".to_owned(), secret: "ci-secret".to_owned() }],
+                pats: vec![SeedPat {
+                    name: "ci".to_owned(),
+                    secret: "ci-secret".to_owned(),
+                }],
             }],
             projects: vec![
                 SeedProject {
                     name: "default".to_owned(),
-                    description: Some("The default project that was automatically created by Tableau.".to_owned()),
+                    description: Some(
+                        "The default project that was automatically created by Tableau.".to_owned(),
+                    ),
                     children: vec![],
                 },
                 SeedProject {
                     name: "Finance".to_owned(),
                     description: None,
-                    children: vec![SeedProject { name: "Quarterly".to_owned(), description: None, children: vec![] }],
+                    children: vec![SeedProject {
+                        name: "Quarterly".to_owned(),
+                        description: None,
+                        children: vec![],
+                    }],
                 },
             ],
         };
-        Seed { sites: vec![site("", "Default"), site("qa", "qa")] }
+        Seed {
+            sites: vec![site("", "Default"), site("qa", "qa")],
+        }
     }
 }
 
@@ -173,12 +184,13 @@ impl Seed {
 
     /// Parse a JSON seed.
     pub fn from_json(text: &str) -> std::io::Result<Seed> {
-        serde_json::from_str(text).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
+        serde_json::from_str(text)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
     }
 }
 
 /// One published data source, as the emulator stores it.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct PublishedDatasource {
     pub id: String,
     /// Site content URL ("" = Default).
@@ -199,7 +211,7 @@ pub struct PublishedDatasource {
 }
 
 /// One publish applied to a data source.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct DatasourceOp {
     /// "create" | "overwrite" | "append"
     pub op: String,
@@ -208,7 +220,7 @@ pub struct DatasourceOp {
 }
 
 /// One handled REST request (control requests are not logged).
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct LoggedRequest {
     pub seq: u64,
     pub method: String,
@@ -290,7 +302,9 @@ impl Emulator {
         let (data_dir, tempdir) = match &config.data_dir {
             Some(d) => (d.clone(), None),
             None => {
-                let t = tempfile::Builder::new().prefix("tableau-emulator-").tempdir()?;
+                let t = tempfile::Builder::new()
+                    .prefix("tableau-emulator-")
+                    .tempdir()?;
                 (t.path().to_path_buf(), Some(t))
             }
         };
@@ -300,7 +314,10 @@ impl Emulator {
         if util::parse_version(&config.api_version).is_none() {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::InvalidInput,
-                format!("api_version {:?} is not of the form X.Y", config.api_version),
+                format!(
+                    "api_version {:?} is not of the form X.Y",
+                    config.api_version
+                ),
             ));
         }
         let shared = Arc::new(state::Shared::new(config.clone(), data_dir));
@@ -321,7 +338,9 @@ impl Emulator {
             }
             Err(_) => {
                 let _ = thread.join();
-                return Err(std::io::Error::other("emulator thread exited during start-up"));
+                return Err(std::io::Error::other(
+                    "emulator thread exited during start-up",
+                ));
             }
         }
         Ok(Emulator {
@@ -374,7 +393,12 @@ impl Emulator {
     }
 
     /// Create a project; returns its LUID. Panics if the site or the parent is unknown.
-    pub fn add_project(&self, site_content_url: &str, parent_id: Option<&str>, name: &str) -> String {
+    pub fn add_project(
+        &self,
+        site_content_url: &str,
+        parent_id: Option<&str>,
+        name: &str,
+    ) -> String {
         self.shared
             .add_project(site_content_url, parent_id, name)
             .unwrap_or_else(|e| panic!("add_project: {e}"))
@@ -387,7 +411,9 @@ impl Emulator {
 
     /// Print one line per REST request to stderr (method path status code).
     pub fn set_log_to_stderr(&self, on: bool) {
-        self.shared.log_stderr.store(on, std::sync::atomic::Ordering::Relaxed)
+        self.shared
+            .log_stderr
+            .store(on, std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Stop the server and join its thread.

@@ -64,7 +64,11 @@ struct Args {
 
 fn main() {
     let args = Args::parse();
-    let mut cfg = Config { listen: args.listen, api_version: args.api_version.clone(), ..Config::default() };
+    let mut cfg = Config {
+        listen: args.listen,
+        api_version: args.api_version.clone(),
+        ..Config::default()
+    };
     if let Some(p) = &args.seed {
         cfg.seed = match Seed::from_file(p) {
             Ok(s) => s,
@@ -113,19 +117,57 @@ fn main() {
         let _ = writeln!(out, "{}", emu.url());
         let _ = out.flush();
     }
-    if args.exit_on_stdin_eof {
-        let mut sink = [0u8; 4096];
-        let mut stdin = std::io::stdin().lock();
-        loop {
-            match stdin.read(&mut sink) {
-                Ok(0) | Err(_) => break,
-                Ok(_) => continue,
-            }
-        }
-        emu.shutdown();
-    } else {
-        loop {
-            std::thread::park();
-        }
+    // Stop on SIGINT/SIGTERM (so a temporary data directory is removed) or, if asked, on EOF of stdin.
+    let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+    {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let rt = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(rt) => rt,
+                Err(_) => return,
+            };
+            rt.block_on(wait_for_signal());
+            let _ = tx.send(());
+        });
     }
+    if args.exit_on_stdin_eof {
+        let tx = done_tx.clone();
+        std::thread::spawn(move || {
+            let mut sink = [0u8; 4096];
+            let mut stdin = std::io::stdin().lock();
+            loop {
+                match stdin.read(&mut sink) {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => continue,
+                }
+            }
+            let _ = tx.send(());
+        });
+    }
+    let _ = done_rx.recv();
+    emu.shutdown();
+}
+
+#[cfg(unix)]
+async fn wait_for_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let (mut term, mut int) = match (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) {
+        (Ok(t), Ok(i)) => (t, i),
+        _ => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+#[cfg(not(unix))]
+async fn wait_for_signal() {
+    let _ = tokio::signal::ctrl_c().await;
 }

@@ -33,7 +33,10 @@ pub(crate) fn boundary(content_type: Option<&str>) -> Option<String> {
         };
         if k.trim().eq_ignore_ascii_case("boundary") {
             let v = v.trim();
-            let v = v.strip_prefix('"').and_then(|x| x.strip_suffix('"')).unwrap_or(v);
+            let v = v
+                .strip_prefix('"')
+                .and_then(|x| x.strip_suffix('"'))
+                .unwrap_or(v);
             if v.is_empty() {
                 return None;
             }
@@ -105,7 +108,10 @@ fn start_writer(sink: &Sink, mut hasher: Sha256) -> std::io::Result<Writer> {
     let (file, rollback) = match sink {
         Sink::New(p) => (Some(std::fs::File::create(p)?), Rollback::Remove(p.clone())),
         Sink::Append(p) => {
-            let f = std::fs::OpenOptions::new().create(true).append(true).open(p)?;
+            let f = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(p)?;
             let len = f.metadata()?.len();
             (Some(f), Rollback::Truncate(p.clone(), len))
         }
@@ -125,7 +131,11 @@ fn start_writer(sink: &Sink, mut hasher: Sha256) -> std::io::Result<Writer> {
         }
         Ok(hasher)
     });
-    Ok(Writer { tx: Some(tx), task, rollback })
+    Ok(Writer {
+        tx: Some(tx),
+        task,
+        rollback,
+    })
 }
 
 impl Writer {
@@ -170,12 +180,7 @@ impl Writer {
 async fn drain(mp: &mut multer::Multipart<'static>) {
     loop {
         match mp.next_field().await {
-            Ok(Some(mut f)) => loop {
-                match f.chunk().await {
-                    Ok(Some(_)) => continue,
-                    _ => break,
-                }
-            },
+            Ok(Some(mut f)) => while let Ok(Some(_)) = f.chunk().await {},
             _ => return,
         }
     }
@@ -210,7 +215,9 @@ pub(crate) async fn read(
             if payload.is_some() {
                 drop(field);
                 drain(&mut mp).await;
-                return Err(MpError::Malformed("the request_payload part appears twice".into()));
+                return Err(MpError::Malformed(
+                    "the request_payload part appears twice".into(),
+                ));
             }
             let mut buf = Vec::new();
             loop {
@@ -227,12 +234,17 @@ pub(crate) async fn read(
                     Err(e) => return Err(MpError::Malformed(e.to_string())),
                 }
             }
-            payload = Some(String::from_utf8(buf).map_err(|_| MpError::Malformed("request_payload is not UTF-8".into()))?);
+            payload = Some(
+                String::from_utf8(buf)
+                    .map_err(|_| MpError::Malformed("request_payload is not UTF-8".into()))?,
+            );
         } else if name == file_part {
             let (Some(h), Some(mut hd)) = (hasher.take(), head.take()) else {
                 drop(field);
                 drain(&mut mp).await;
-                return Err(MpError::Malformed(format!("the {file_part} part appears twice")));
+                return Err(MpError::Malformed(format!(
+                    "the {file_part} part appears twice"
+                )));
             };
             let filename = field.file_name().map(str::to_owned);
             let mut w = start_writer(&sink, h).map_err(MpError::Io)?;
@@ -286,7 +298,12 @@ pub(crate) async fn read(
                 }
             }
             let h = w.finish().await?;
-            file = Some(FilePart { filename, size, hasher: h, head: hd });
+            file = Some(FilePart {
+                filename,
+                size,
+                hasher: h,
+                head: hd,
+            });
         } else {
             drop(field);
             drain(&mut mp).await;
@@ -302,9 +319,18 @@ mod tests {
 
     #[test]
     fn boundaries() {
-        assert_eq!(boundary(Some("multipart/mixed; boundary=abc")).as_deref(), Some("abc"));
-        assert_eq!(boundary(Some("multipart/form-data; boundary=\"a b\"")).as_deref(), Some("a b"));
-        assert_eq!(boundary(Some("Multipart/Mixed;charset=x;BOUNDARY=z")).as_deref(), Some("z"));
+        assert_eq!(
+            boundary(Some("multipart/mixed; boundary=abc")).as_deref(),
+            Some("abc")
+        );
+        assert_eq!(
+            boundary(Some("multipart/form-data; boundary=\"a b\"")).as_deref(),
+            Some("a b")
+        );
+        assert_eq!(
+            boundary(Some("Multipart/Mixed;charset=x;BOUNDARY=z")).as_deref(),
+            Some("z")
+        );
         assert_eq!(boundary(Some("text/xml")), None);
         assert_eq!(boundary(None), None);
     }

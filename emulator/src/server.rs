@@ -90,10 +90,18 @@ struct Reply {
 
 impl Reply {
     fn xml(status: u16, inner: &str) -> Reply {
-        Reply { status, body: Some(envelope(inner)), content_type: CONTENT_TYPE_XML }
+        Reply {
+            status,
+            body: Some(envelope(inner)),
+            content_type: CONTENT_TYPE_XML,
+        }
     }
     fn json(status: u16, v: serde_json::Value) -> Reply {
-        Reply { status, body: Some(v.to_string()), content_type: "application/json;charset=utf-8" }
+        Reply {
+            status,
+            body: Some(v.to_string()),
+            content_type: "application/json;charset=utf-8",
+        }
     }
 }
 
@@ -119,7 +127,10 @@ impl Ctx {
     }
 
     fn content_type(&self) -> Option<String> {
-        self.headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(str::to_owned)
+        self.headers
+            .get(CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_owned)
     }
 
     /// Authenticate the request's token.
@@ -135,7 +146,12 @@ impl Ctx {
     fn site_auth(&mut self, site: &str) -> Result<Auth, ApiError> {
         let a = self.auth()?;
         if a.site_id != site {
-            return Err(ApiError::new(403, "403000", "Forbidden", format!("The token is not valid for site '{site}'.")));
+            return Err(ApiError::new(
+                403,
+                "403000",
+                "Forbidden",
+                format!("The token is not valid for site '{site}'."),
+            ));
         }
         Ok(a)
     }
@@ -165,7 +181,13 @@ fn error_response(e: &ApiError, json: bool) -> Resp {
     let (body, ct) = if e.code.is_empty() {
         let reason = status.canonical_reason().unwrap_or("Error");
         (
-            format!("<html><head><title>{} {}</title></head><body><h1>{} {}</h1></body></html>", e.status, esc(reason), e.status, esc(reason)),
+            format!(
+                "<html><head><title>{} {}</title></head><body><h1>{} {}</h1></body></html>",
+                e.status,
+                esc(reason),
+                e.status,
+                esc(reason)
+            ),
             "text/html;charset=utf-8",
         )
     } else if json {
@@ -174,11 +196,15 @@ fn error_response(e: &ApiError, json: bool) -> Resp {
             "application/json;charset=utf-8",
         )
     } else {
-        (xml::error_xml(&e.code, &e.summary, &e.detail), CONTENT_TYPE_XML)
+        (
+            xml::error_xml(&e.code, &e.summary, &e.detail),
+            CONTENT_TYPE_XML,
+        )
     };
     let mut r = Response::new(Full::new(Bytes::from(body)));
     *r.status_mut() = status;
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(ct));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
     if let Some(ra) = &e.retry_after {
         if let Ok(v) = HeaderValue::from_str(ra) {
             r.headers_mut().insert("retry-after", v);
@@ -191,7 +217,8 @@ fn reply_response(r: Reply) -> Resp {
     let mut resp = Response::new(Full::new(r.body.map(Bytes::from).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     if r.status != 204 {
-        resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static(r.content_type));
     }
     resp
 }
@@ -234,7 +261,11 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
         want_json,
     };
     let token = ctx.token();
-    let target = if query.is_empty() { path.clone() } else { format!("{path}?{query}") };
+    let target = if query.is_empty() {
+        path.clone()
+    } else {
+        format!("{path}?{query}")
+    };
     let (seq, fault) = {
         let mut st = sh.lock();
         ctx.auth_serial = token.as_deref().and_then(|t| st.session_serial(t));
@@ -259,7 +290,11 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
                 entry.path,
                 entry.status,
                 entry.code.as_deref().unwrap_or("-"),
-                entry.fault.as_deref().map(|f| format!(" fault={f}")).unwrap_or_default()
+                entry
+                    .fault
+                    .as_deref()
+                    .map(|f| format!(" fault={f}"))
+                    .unwrap_or_default()
             );
         }
         sh.lock().push_log(entry);
@@ -273,14 +308,31 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
             log(&ctx, 0, None, Some("reset".into()));
             return Err("injected fault: reset".into());
         }
-        Some(FaultAction::Error { status, code, summary, detail, retry_after }) => {
+        Some(FaultAction::Error {
+            status,
+            code,
+            summary,
+            detail,
+            retry_after,
+        }) => {
             if let Some(b) = ctx.body.take() {
                 drain(b).await;
             }
-            let e = ApiError { status, code: code.clone(), summary, detail, retry_after };
+            let e = ApiError {
+                status,
+                code: code.clone(),
+                summary,
+                detail,
+                retry_after,
+            };
             let resp = error_response(&e, ctx.want_json);
             let code = if code.is_empty() { None } else { Some(code) };
-            log(&ctx, resp.status().as_u16(), code, Some(format!("error:{status}")));
+            log(
+                &ctx,
+                resp.status().as_u16(),
+                code,
+                Some(format!("error:{status}")),
+            );
             return Ok(resp);
         }
         Some(FaultAction::Delay { ms }) => {
@@ -341,7 +393,11 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     if v > max {
         return Err(unknown());
     }
-    let segs: Vec<String> = tail.split('/').filter(|s| !s.is_empty()).map(percent_decode).collect();
+    let segs: Vec<String> = tail
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(percent_decode)
+        .collect();
     let segs: Vec<&str> = segs.iter().map(String::as_str).collect();
     let m = ctx.method.clone();
     let m = m.as_str();
@@ -362,7 +418,11 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             let token = ctx.token().unwrap_or_default();
             ctx.auth()?;
             ctx.sh.lock().sign_out(&token);
-            Ok(Reply { status: 204, body: None, content_type: CONTENT_TYPE_XML })
+            Ok(Reply {
+                status: 204,
+                body: None,
+                content_type: CONTENT_TYPE_XML,
+            })
         }
         ["auth", "switchSite"] => {
             allow(m, &["POST"])?;
@@ -382,8 +442,17 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             allow(m, &["POST"])?;
             let site = site.to_string();
             let auth = ctx.site_auth(&site)?;
-            let id = ctx.sh.lock().new_upload(&site, auth.serial, &ctx.sh.data_dir);
-            Ok(Reply::xml(201, &format!("<fileUpload{}/>", attrs(&[("uploadSessionId", &id), ("fileSize", "0")]))))
+            let id = ctx
+                .sh
+                .lock()
+                .new_upload(&site, auth.serial, &ctx.sh.data_dir);
+            Ok(Reply::xml(
+                201,
+                &format!(
+                    "<fileUpload{}/>",
+                    attrs(&[("uploadSessionId", &id), ("fileSize", "0")])
+                ),
+            ))
         }
         ["sites", site, "fileUploads", id] => {
             allow(m, &["PUT"])?;
@@ -437,7 +506,13 @@ fn ttl_text(d: Duration) -> String {
     format!("{}:{:02}:{:02}", s / 3600, (s % 3600) / 60, s % 60)
 }
 
-fn credentials_reply(ctx: &Ctx, token: &str, site_id: &str, content_url: &str, user_id: &str) -> Reply {
+fn credentials_reply(
+    ctx: &Ctx,
+    token: &str,
+    site_id: &str,
+    content_url: &str,
+    user_id: &str,
+) -> Reply {
     let ttl = ttl_text(ctx.sh.cfg.token_ttl);
     if ctx.want_json {
         return Reply::json(
@@ -460,13 +535,23 @@ async fn sign_in(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let body = ctx.read_small(1024 * 1024).await?;
     let text = String::from_utf8(body).map_err(|_| ApiError::malformed())?;
     let is_json = ctx.content_type().is_some_and(|c| c.contains("json"));
-    let creds = if is_json { xml::parse_signin_json(&text) } else { xml::parse_signin_xml(&text) }.ok_or_else(ApiError::malformed)?;
+    let creds = if is_json {
+        xml::parse_signin_json(&text)
+    } else {
+        xml::parse_signin_xml(&text)
+    }
+    .ok_or_else(ApiError::malformed)?;
     let (token, serial, site_id, user_id) = {
         let mut st = ctx.sh.lock();
         st.sign_in(&creds)?
     };
     ctx.auth_serial = Some(serial);
-    let cu = ctx.sh.lock().site(&site_id).map(|s| s.content_url.clone()).unwrap_or_default();
+    let cu = ctx
+        .sh
+        .lock()
+        .site(&site_id)
+        .map(|s| s.content_url.clone())
+        .unwrap_or_default();
     Ok(credentials_reply(ctx, &token, &site_id, &cu, &user_id))
 }
 
@@ -478,21 +563,38 @@ async fn switch_site(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let cu = xml::parse_switch_site(&text).ok_or_else(ApiError::malformed)?;
     let (t, serial, site_id, user_id) = ctx.sh.lock().switch_site(&token, &auth, &cu)?;
     ctx.auth_serial = Some(serial);
-    let cu = ctx.sh.lock().site(&site_id).map(|s| s.content_url.clone()).unwrap_or_default();
+    let cu = ctx
+        .sh
+        .lock()
+        .site(&site_id)
+        .map(|s| s.content_url.clone())
+        .unwrap_or_default();
     Ok(credentials_reply(ctx, &t, &site_id, &cu, &user_id))
 }
 
 fn current_session(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let auth = ctx.auth()?;
     let st = ctx.sh.lock();
-    let site = st.site(&auth.site_id).ok_or_else(ApiError::invalid_credentials)?;
-    let user = st.user(&auth.user_id).ok_or_else(ApiError::invalid_credentials)?;
+    let site = st
+        .site(&auth.site_id)
+        .ok_or_else(ApiError::invalid_credentials)?;
+    let user = st
+        .user(&auth.user_id)
+        .ok_or_else(ApiError::invalid_credentials)?;
     Ok(Reply::xml(
         200,
         &format!(
             "<session><site{}/><user{}/></session>",
-            attrs(&[("id", &site.id), ("name", &site.name), ("contentUrl", &site.content_url)]),
-            attrs(&[("id", &user.id), ("name", &user.name), ("siteRole", &user.site_role)])
+            attrs(&[
+                ("id", &site.id),
+                ("name", &site.name),
+                ("contentUrl", &site.content_url)
+            ]),
+            attrs(&[
+                ("id", &user.id),
+                ("name", &user.name),
+                ("siteRole", &user.site_role)
+            ])
         ),
     ))
 }
@@ -538,7 +640,11 @@ fn list_projects(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
                 "createdAt" => a.created_at.cmp(&b.created_at),
                 _ => a.updated_at.cmp(&b.updated_at),
             };
-            if *desc { o.reverse() } else { o }
+            if *desc {
+                o.reverse()
+            } else {
+                o
+            }
         });
     }
     let mut out = pagination(number, size, items.len());
@@ -557,7 +663,11 @@ fn list_projects(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         let updated = iso8601(p.updated_at);
         a.push(("createdAt", &created));
         a.push(("updatedAt", &updated));
-        out.push_str(&format!("<project{}><owner{}/></project>", attrs(&a), attrs(&[("id", &p.owner_id)])));
+        out.push_str(&format!(
+            "<project{}><owner{}/></project>",
+            attrs(&a),
+            attrs(&[("id", &p.owner_id)])
+        ));
     }
     out.push_str("</projects>");
     Ok(Reply::xml(200, &out))
@@ -566,7 +676,11 @@ fn list_projects(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
 fn pagination(number: u32, size: u32, total: usize) -> String {
     format!(
         "<pagination{}/>",
-        attrs(&[("pageNumber", &number.to_string()), ("pageSize", &size.to_string()), ("totalAvailable", &total.to_string())])
+        attrs(&[
+            ("pageNumber", &number.to_string()),
+            ("pageSize", &size.to_string()),
+            ("totalAvailable", &total.to_string())
+        ])
     )
 }
 
@@ -576,26 +690,56 @@ fn mp_error(e: MpError, too_large: impl FnOnce() -> ApiError) -> ApiError {
     match e {
         MpError::Malformed(_) => ApiError::malformed(),
         MpError::TooLarge => too_large(),
-        MpError::Io(e) => ApiError::new(500, "500000", "Internal Server Error", format!("Could not store the upload: {e}")),
+        MpError::Io(e) => ApiError::new(
+            500,
+            "500000",
+            "Internal Server Error",
+            format!("Could not store the upload: {e}"),
+        ),
     }
 }
 
 async fn append_upload(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
     let auth = ctx.site_auth(site)?;
-    let sess = ctx.sh.lock().upload_for(id, &auth, ctx.sh.cfg.bind_upload_sessions_to_auth)?;
-    let boundary = multipart::boundary(ctx.content_type().as_deref()).ok_or_else(ApiError::malformed)?;
+    let sess = ctx
+        .sh
+        .lock()
+        .upload_for(id, &auth, ctx.sh.cfg.bind_upload_sessions_to_auth)?;
+    let boundary =
+        multipart::boundary(ctx.content_type().as_deref()).ok_or_else(ApiError::malformed)?;
     let mut data = sess.data.lock().await;
     if data.consumed {
-        return Err(ApiError::new(404, "404000", "Resource Not Found", format!("Upload session '{id}' could not be found.")));
+        return Err(ApiError::new(
+            404,
+            "404000",
+            "Resource Not Found",
+            format!("Upload session '{id}' could not be found."),
+        ));
     }
-    let sink = if ctx.sh.cfg.discard_data { Sink::Discard } else { Sink::Append(data.path.clone()) };
+    let sink = if ctx.sh.cfg.discard_data {
+        Sink::Discard
+    } else {
+        Sink::Append(data.path.clone())
+    };
     let body = ctx.body.take().ok_or_else(ApiError::malformed)?;
     let max = ctx.sh.cfg.max_chunk_bytes;
-    let parsed = multipart::read(body, boundary, "tableau_file", sink, data.hasher.clone(), data.head.clone(), max)
-        .await
-        .map_err(|e| {
-            mp_error(e, || ApiError::too_large(format!("The file part is larger than the maximum chunk size of {max} bytes.")))
-        })?;
+    let parsed = multipart::read(
+        body,
+        boundary,
+        "tableau_file",
+        sink,
+        data.hasher.clone(),
+        data.head.clone(),
+        max,
+    )
+    .await
+    .map_err(|e| {
+        mp_error(e, || {
+            ApiError::too_large(format!(
+                "The file part is larger than the maximum chunk size of {max} bytes."
+            ))
+        })
+    })?;
     let file = parsed
         .file
         .ok_or_else(|| ApiError::bad_request("The request must contain a 'tableau_file' part."))?;
@@ -603,7 +747,13 @@ async fn append_upload(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, Api
     data.hasher = file.hasher;
     data.head = file.head;
     let mb = ceil_mb(data.bytes).to_string();
-    Ok(Reply::xml(200, &format!("<fileUpload{}/>", attrs(&[("uploadSessionId", &sess.id), ("fileSize", &mb)]))))
+    Ok(Reply::xml(
+        200,
+        &format!(
+            "<fileUpload{}/>",
+            attrs(&[("uploadSessionId", &sess.id), ("fileSize", &mb)])
+        ),
+    ))
 }
 
 // ---------------------------------------------------------------- publish
@@ -618,7 +768,10 @@ fn magic_ok(file_type: &str, head: &[u8]) -> bool {
         "tde" => head.starts_with(&[0x20, 0x02, 0x01, 0x62]),
         "tds" => {
             let h = head.strip_prefix(&[0xEF, 0xBB, 0xBF][..]).unwrap_or(head);
-            let start = h.iter().position(|b| !b.is_ascii_whitespace()).unwrap_or(h.len());
+            let start = h
+                .iter()
+                .position(|b| !b.is_ascii_whitespace())
+                .unwrap_or(h.len());
             let h = &h[start..];
             h.starts_with(b"<?xml") || h.starts_with(b"<datasource")
         }
@@ -636,8 +789,15 @@ fn ds_type_attr(file_type: &str) -> &str {
 fn datasource_xml(st: &State, d: &crate::state::Datasource) -> String {
     let created = iso8601(d.created_at);
     let updated = iso8601(d.updated_at);
-    let extract = if matches!(d.file_type.as_str(), "hyper" | "tde") { "true" } else { "false" };
-    let project_name = st.project(&d.site_id, &d.project_id).map(|p| p.name.clone()).unwrap_or_default();
+    let extract = if matches!(d.file_type.as_str(), "hyper" | "tde") {
+        "true"
+    } else {
+        "false"
+    };
+    let project_name = st
+        .project(&d.site_id, &d.project_id)
+        .map(|p| p.name.clone())
+        .unwrap_or_default();
     format!(
         "<datasource{}><project{}/><owner{}/><tags/></datasource>",
         attrs(&[
@@ -662,12 +822,24 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
     let q = Query::parse(&ctx.query);
     let (overwrite, append, as_job) = (q.flag("overwrite"), q.flag("append"), q.flag("asJob"));
     if overwrite && append {
-        return Err(ApiError::bad_request("The 'overwrite' and 'append' parameters cannot both be 'true'."));
+        return Err(ApiError::bad_request(
+            "The 'overwrite' and 'append' parameters cannot both be 'true'.",
+        ));
     }
-    let mode = if append { Mode::Append } else if overwrite { Mode::Overwrite } else { Mode::Create };
-    let boundary = multipart::boundary(ctx.content_type().as_deref()).ok_or_else(ApiError::malformed)?;
+    let mode = if append {
+        Mode::Append
+    } else if overwrite {
+        Mode::Overwrite
+    } else {
+        Mode::Create
+    };
+    let boundary =
+        multipart::boundary(ctx.content_type().as_deref()).ok_or_else(ApiError::malformed)?;
     let body = ctx.body.take().ok_or_else(ApiError::malformed)?;
-    let session_id = q.get("uploadSessionId").filter(|s| !s.is_empty()).map(str::to_owned);
+    let session_id = q
+        .get("uploadSessionId")
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned);
     let cfg = ctx.sh.cfg.clone();
 
     // Read the body: payload, and the file unless an upload session is committed.
@@ -682,22 +854,43 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
             Some(t) if TYPES.contains(&t.as_str()) => t,
             Some(t) => {
                 drain(body).await;
-                return Err(ApiError::bad_request(format!("Invalid datasourceType '{t}'. Use hyper, tds, tdsx or tde.")));
+                return Err(ApiError::bad_request(format!(
+                    "Invalid datasourceType '{t}'. Use hyper, tds, tdsx or tde."
+                )));
             }
         };
-        let parsed = multipart::read(body, boundary, "tableau_datasource", Sink::Discard, sha2::Sha256::new(), vec![], u64::MAX)
-            .await
-            .map_err(|e| mp_error(e, ApiError::malformed))?;
+        let parsed = multipart::read(
+            body,
+            boundary,
+            "tableau_datasource",
+            Sink::Discard,
+            sha2::Sha256::new(),
+            vec![],
+            u64::MAX,
+        )
+        .await
+        .map_err(|e| mp_error(e, ApiError::malformed))?;
         if parsed.file.is_some() {
             return Err(ApiError::bad_request(
                 "A 'tableau_datasource' file part must not be sent together with uploadSessionId.",
             ));
         }
-        let sess = ctx.sh.lock().upload_for(sid, &auth, cfg.bind_upload_sessions_to_auth)?;
+        let sess = ctx
+            .sh
+            .lock()
+            .upload_for(sid, &auth, cfg.bind_upload_sessions_to_auth)?;
         (parsed.payload, None, t, sid.clone(), Some(sess))
     } else {
-        let path = ctx.sh.data_dir.join("incoming").join(format!("{}.part", random_hex32()));
-        let sink = if cfg.discard_data { Sink::Discard } else { Sink::New(path.clone()) };
+        let path = ctx
+            .sh
+            .data_dir
+            .join("incoming")
+            .join(format!("{}.part", random_hex32()));
+        let sink = if cfg.discard_data {
+            Sink::Discard
+        } else {
+            Sink::New(path.clone())
+        };
         let max = cfg.max_single_request_bytes;
         let parsed = multipart::read(body, boundary, "tableau_datasource", sink, sha2::Sha256::new(), vec![], max)
             .await
@@ -710,11 +903,9 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
             })?;
         let file = match parsed.file {
             Some(f) => f,
-            None => {
-                return Err(ApiError::bad_request(
-                    "The request must contain a 'tableau_datasource' file part or an uploadSessionId.",
-                ))
-            }
+            None => return Err(ApiError::bad_request(
+                "The request must contain a 'tableau_datasource' file part or an uploadSessionId.",
+            )),
         };
         let staged = Staged {
             path: if cfg.discard_data { None } else { Some(path) },
@@ -723,7 +914,10 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
             head: file.head,
         };
         let fname = file.filename.unwrap_or_default();
-        let ext = fname.rsplit_once('.').map(|(_, e)| e.to_ascii_lowercase()).unwrap_or_default();
+        let ext = fname
+            .rsplit_once('.')
+            .map(|(_, e)| e.to_ascii_lowercase())
+            .unwrap_or_default();
         if !TYPES.contains(&ext.as_str()) {
             staged.discard();
             return Err(ApiError::publish_problem(&fname));
@@ -741,7 +935,9 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         Some(Ok(p)) => p,
         Some(Err(xml::PayloadError::MissingName)) => {
             discard(&staged);
-            return Err(ApiError::bad_request("The datasource name is missing from the request."));
+            return Err(ApiError::bad_request(
+                "The datasource name is missing from the request.",
+            ));
         }
         _ => {
             discard(&staged);
@@ -757,7 +953,12 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
                 None => {
                     drop(st);
                     discard(&staged);
-                    return Err(ApiError::new(404, "404005", "Resource Not Found", "Project 'default' could not be found."));
+                    return Err(ApiError::new(
+                        404,
+                        "404005",
+                        "Resource Not Found",
+                        "Project 'default' could not be found.",
+                    ));
                 }
             },
         }
@@ -768,7 +969,12 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         Some(s) => {
             let g = s.data.lock().await;
             if g.consumed {
-                return Err(ApiError::new(404, "404000", "Resource Not Found", format!("Upload session '{file_label}' could not be found.")));
+                return Err(ApiError::new(
+                    404,
+                    "404000",
+                    "Resource Not Found",
+                    format!("Upload session '{file_label}' could not be found."),
+                ));
             }
             Some(g)
         }
@@ -776,7 +982,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
     };
     let staged = match (&guard, staged) {
         (Some(g), _) => Staged {
-            path: if cfg.discard_data { None } else { Some(g.path.clone()) },
+            path: if cfg.discard_data {
+                None
+            } else {
+                Some(g.path.clone())
+            },
             size: g.bytes,
             sha256: hex(&g.hasher.clone().finalize()),
             head: g.head.clone(),
@@ -791,7 +1001,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         Err(e)
     };
     let is_session = guard.is_some();
-    let label = if is_session { format!("{}.{}", payload.name, file_type) } else { file_label.clone() };
+    let label = if is_session {
+        format!("{}.{}", payload.name, file_type)
+    } else {
+        file_label.clone()
+    };
     if !magic_ok(&file_type, &staged.head) {
         return fail(ApiError::publish_problem(&label), &staged, is_session);
     }
@@ -821,7 +1035,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         let job = st.add_job(site, pending, cfg.job_duration, ctx.fail_job.take());
         let created = iso8601(st.jobs[&job].created_at);
         drop(st);
-        let status = if matches!(cfg.async_publish_status, 200 | 201 | 202) { cfg.async_publish_status } else { 202 };
+        let status = if (200..=202).contains(&cfg.async_publish_status) {
+            cfg.async_publish_status
+        } else {
+            202
+        };
         return Ok(Reply::xml(
             status,
             &format!(
@@ -839,12 +1057,16 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
     }
     let id = match st.apply_publish(pending, &ctx.sh.data_dir) {
         Ok(id) => id,
-        Err((e, p)) => {
+        Err(err) => {
             drop(st);
-            return fail(e, &p.staged, false);
+            return fail(err.0, &err.1.staged, false);
         }
     };
-    let d = st.datasources.iter().find(|d| d.id == id).expect("just stored");
+    let d = st
+        .datasources
+        .iter()
+        .find(|d| d.id == id)
+        .expect("just stored");
     Ok(Reply::xml(201, &datasource_xml(&st, d)))
 }
 
@@ -865,10 +1087,17 @@ fn list_datasources(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
             ("updatedAt", Kind::Time),
         ],
     )?;
-    let sort = filter::parse_sort(q.get("sort"), &["name", "createdAt", "updatedAt", "projectName"])?;
+    let sort = filter::parse_sort(
+        q.get("sort"),
+        &["name", "createdAt", "updatedAt", "projectName"],
+    )?;
     let (size, number) = filter::page(&q, ctx.sh.cfg.max_page_size)?;
     let st = ctx.sh.lock();
-    let pname = |d: &crate::state::Datasource| st.project(&d.site_id, &d.project_id).map(|p| p.name.clone()).unwrap_or_default();
+    let pname = |d: &crate::state::Datasource| {
+        st.project(&d.site_id, &d.project_id)
+            .map(|p| p.name.clone())
+            .unwrap_or_default()
+    };
     let mut items: Vec<_> = st
         .datasources
         .iter()
@@ -878,7 +1107,10 @@ fn list_datasources(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
                 "name" => filter::matches(c, &d.name),
                 "projectName" => filter::matches(c, &pname(d)),
                 "contentUrl" => filter::matches(c, &d.content_url),
-                "type" => filter::matches(c, ds_type_attr(&d.file_type)) || filter::matches(c, &d.file_type),
+                "type" => {
+                    filter::matches(c, ds_type_attr(&d.file_type))
+                        || filter::matches(c, &d.file_type)
+                }
                 "createdAt" => filter::matches(c, &iso8601(d.created_at)),
                 "updatedAt" => filter::matches(c, &iso8601(d.updated_at)),
                 _ => false,
@@ -893,7 +1125,11 @@ fn list_datasources(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
                 "createdAt" => a.created_at.cmp(&b.created_at),
                 _ => a.updated_at.cmp(&b.updated_at),
             };
-            if *desc { o.reverse() } else { o }
+            if *desc {
+                o.reverse()
+            } else {
+                o
+            }
         });
     }
     let mut out = pagination(number, size, items.len());
@@ -912,7 +1148,14 @@ fn get_datasource(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError
         .datasources
         .iter()
         .find(|d| d.site_id == site && d.id == id)
-        .ok_or_else(|| ApiError::new(404, "404000", "Resource Not Found", format!("Datasource '{id}' could not be found.")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "404000",
+                "Resource Not Found",
+                format!("Datasource '{id}' could not be found."),
+            )
+        })?;
     Ok(Reply::xml(200, &datasource_xml(&st, d)))
 }
 
@@ -923,12 +1166,25 @@ fn get_job(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
         .jobs
         .get(id)
         .filter(|j| j.site_id == site)
-        .ok_or_else(|| ApiError::new(404, "404000", "Resource Not Found", format!("Job '{id}' could not be found.")))?;
+        .ok_or_else(|| {
+            ApiError::new(
+                404,
+                "404000",
+                "Resource Not Found",
+                format!("Job '{id}' could not be found."),
+            )
+        })?;
     let created = iso8601(j.created_at);
     let inner = match &j.outcome {
         None => {
-            let total = j.due.saturating_duration_since(j.created).as_millis().max(1);
-            let done = Instant::now().saturating_duration_since(j.created).as_millis();
+            let total = j
+                .due
+                .saturating_duration_since(j.created)
+                .as_millis()
+                .max(1);
+            let done = Instant::now()
+                .saturating_duration_since(j.created)
+                .as_millis();
             let progress = ((done * 100) / total).min(99).to_string();
             format!(
                 "<job{}/>",
@@ -947,7 +1203,10 @@ fn get_job(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
             let completed = iso8601(o.completed_at);
             let mut child = String::new();
             if let Some((ds_id, name)) = &o.datasource {
-                child.push_str(&format!("<datasource{}/>", attrs(&[("id", ds_id), ("name", name)])));
+                child.push_str(&format!(
+                    "<datasource{}/>",
+                    attrs(&[("id", ds_id), ("name", name)])
+                ));
             }
             if let Some(n) = &o.notes {
                 child.push_str(&format!("<notes>{}</notes>", esc(n)));
@@ -977,7 +1236,8 @@ fn get_job(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
 fn json_response(status: u16, v: serde_json::Value) -> Resp {
     let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
-    r.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
 }
 
@@ -992,8 +1252,13 @@ async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
     let ok = || json_response(200, serde_json::json!({"ok": true}));
     let bad = |msg: String| json_response(400, serde_json::json!({"error": msg}));
     match (method.as_str(), path.as_str()) {
-        ("GET", "/_emulator/datasources") => json_response(200, serde_json::to_value(sh.datasources()).unwrap_or_default()),
-        ("GET", "/_emulator/requests") => json_response(200, serde_json::to_value(sh.requests()).unwrap_or_default()),
+        ("GET", "/_emulator/datasources") => json_response(
+            200,
+            serde_json::to_value(sh.datasources()).unwrap_or_default(),
+        ),
+        ("GET", "/_emulator/requests") => {
+            json_response(200, serde_json::to_value(sh.requests()).unwrap_or_default())
+        }
         ("POST", "/_emulator/expire-tokens") => {
             sh.expire_all_tokens();
             ok()
@@ -1046,6 +1311,9 @@ async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
             let parts: Vec<&str> = p.split('/').filter(|s| !s.is_empty()).collect();
             json_response(200, serde_json::json!({"id": sh.project_id(&site, &parts)}))
         }
-        _ => json_response(404, serde_json::json!({"error": format!("unknown control endpoint {method} {path}")})),
+        _ => json_response(
+            404,
+            serde_json::json!({"error": format!("unknown control endpoint {method} {path}")}),
+        ),
     }
 }

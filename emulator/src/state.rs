@@ -11,7 +11,9 @@ use std::time::{Duration, Instant, SystemTime};
 use sha2::Sha256;
 
 use crate::util::{iso8601, new_luid, random_hex32, random_range};
-use crate::{Config, DatasourceOp, Fault, FaultAction, LoggedRequest, PublishedDatasource, SeedProject};
+use crate::{
+    Config, DatasourceOp, Fault, FaultAction, LoggedRequest, PublishedDatasource, SeedProject,
+};
 
 /// A Tableau error response.
 #[derive(Debug, Clone)]
@@ -24,7 +26,12 @@ pub(crate) struct ApiError {
 }
 
 impl ApiError {
-    pub(crate) fn new(status: u16, code: &str, summary: &str, detail: impl Into<String>) -> ApiError {
+    pub(crate) fn new(
+        status: u16,
+        code: &str,
+        summary: &str,
+        detail: impl Into<String>,
+    ) -> ApiError {
         ApiError {
             status,
             code: code.to_owned(),
@@ -70,13 +77,28 @@ impl ApiError {
         )
     }
     pub(crate) fn no_credentials() -> ApiError {
-        ApiError::new(401, "401000", "Unauthorized Access", "No authentication credentials were provided.")
+        ApiError::new(
+            401,
+            "401000",
+            "Unauthorized Access",
+            "No authentication credentials were provided.",
+        )
     }
     pub(crate) fn invalid_credentials() -> ApiError {
-        ApiError::new(401, "401002", "Unauthorized Access", "Invalid authentication credentials were provided.")
+        ApiError::new(
+            401,
+            "401002",
+            "Unauthorized Access",
+            "Invalid authentication credentials were provided.",
+        )
     }
     pub(crate) fn signin_error() -> ApiError {
-        ApiError::new(401, "401001", "Signin Error", "Error signing in to Tableau Server")
+        ApiError::new(
+            401,
+            "401001",
+            "Signin Error",
+            "Error signing in to Tableau Server",
+        )
     }
 }
 
@@ -269,7 +291,11 @@ impl Shared {
                 id: site_id.clone(),
                 content_url: s.content_url.clone(),
                 name: s.name.clone().unwrap_or_else(|| {
-                    if s.content_url.is_empty() { "Default".to_owned() } else { s.content_url.clone() }
+                    if s.content_url.is_empty() {
+                        "Default".to_owned()
+                    } else {
+                        s.content_url.clone()
+                    }
                 }),
             });
             let mut owner = None;
@@ -282,11 +308,22 @@ impl Shared {
                     name: u.name.clone(),
                     password: u.password.clone(),
                     site_role: u.site_role.clone(),
-                    pats: u.pats.iter().map(|p| (p.name.clone(), p.secret.clone())).collect(),
+                    pats: u
+                        .pats
+                        .iter()
+                        .map(|p| (p.name.clone(), p.secret.clone()))
+                        .collect(),
                 });
             }
             let owner = owner.unwrap_or_else(new_luid);
-            fn add(st: &mut State, site: &str, owner: &str, parent: Option<&str>, p: &SeedProject, now: SystemTime) {
+            fn add(
+                st: &mut State,
+                site: &str,
+                owner: &str,
+                parent: Option<&str>,
+                p: &SeedProject,
+                now: SystemTime,
+            ) {
                 let id = new_luid();
                 st.projects.push(Project {
                     id: id.clone(),
@@ -356,14 +393,23 @@ impl Shared {
         self.lock().faults.clear();
     }
 
-    pub(crate) fn add_project(&self, site: &str, parent: Option<&str>, name: &str) -> Result<String, String> {
+    pub(crate) fn add_project(
+        &self,
+        site: &str,
+        parent: Option<&str>,
+        name: &str,
+    ) -> Result<String, String> {
         let mut st = self.lock();
         let site_id = st
             .site_by_content_url(site)
             .map(|s| s.id.clone())
             .ok_or_else(|| format!("unknown site {site:?}"))?;
         if let Some(p) = parent {
-            if !st.projects.iter().any(|x| x.id == p && x.site_id == site_id) {
+            if !st
+                .projects
+                .iter()
+                .any(|x| x.id == p && x.site_id == site_id)
+            {
                 return Err(format!("unknown parent project {p:?} on site {site:?}"));
             }
         }
@@ -420,8 +466,15 @@ impl State {
     pub(crate) fn match_fault(&mut self, method: &str, target: &str) -> Option<FaultAction> {
         let mut hit = None;
         for f in &mut self.faults {
-            let m = f.fault.method.as_deref().is_none_or(|m| m.eq_ignore_ascii_case(method))
-                && f.fault.path_contains.as_deref().is_none_or(|p| target.contains(p));
+            let m = f
+                .fault
+                .method
+                .as_deref()
+                .is_none_or(|m| m.eq_ignore_ascii_case(method))
+                && f.fault
+                    .path_contains
+                    .as_deref()
+                    .is_none_or(|p| target.contains(p));
             if !m {
                 continue;
             }
@@ -437,7 +490,9 @@ impl State {
     // ---- sites, users, sessions ----
 
     pub(crate) fn site_by_content_url(&self, cu: &str) -> Option<&Site> {
-        self.sites.iter().find(|s| s.content_url.eq_ignore_ascii_case(cu))
+        self.sites
+            .iter()
+            .find(|s| s.content_url.eq_ignore_ascii_case(cu))
     }
 
     pub(crate) fn site(&self, id: &str) -> Option<&Site> {
@@ -448,7 +503,12 @@ impl State {
         self.users.iter().find(|u| u.id == id)
     }
 
-    fn new_session(&mut self, site_id: &str, user_id: &str, pat: Option<(String, String)>) -> (String, u64) {
+    fn new_session(
+        &mut self,
+        site_id: &str,
+        user_id: &str,
+        pat: Option<(String, String)>,
+    ) -> (String, u64) {
         if let Some(key) = &pat {
             if let Some(old) = self.pat_live.get(key).cloned() {
                 if let Some(s) = self.sessions.get_mut(&old) {
@@ -480,7 +540,10 @@ impl State {
     }
 
     /// Sign in; returns (token, serial, site id, user id).
-    pub(crate) fn sign_in(&mut self, s: &crate::xml::SignIn) -> Result<(String, u64, String, String), ApiError> {
+    pub(crate) fn sign_in(
+        &mut self,
+        s: &crate::xml::SignIn,
+    ) -> Result<(String, u64, String, String), ApiError> {
         let site_id = self
             .site_by_content_url(&s.site)
             .map(|x| x.id.clone())
@@ -499,7 +562,9 @@ impl State {
                 .users
                 .iter()
                 .filter(on_site)
-                .find(|u| u.name.eq_ignore_ascii_case(n) && u.password.as_deref() == Some(pw.as_str()))
+                .find(|u| {
+                    u.name.eq_ignore_ascii_case(n) && u.password.as_deref() == Some(pw.as_str())
+                })
                 .ok_or_else(ApiError::signin_error)?;
             (u.id.clone(), None)
         } else {
@@ -508,8 +573,15 @@ impl State {
         };
         let user_id = match &s.impersonate {
             Some(target) if !target.is_empty() => {
-                let admin = self.user(&user_id).is_some_and(|u| u.site_role.contains("Administrator"));
-                if !admin || !self.users.iter().any(|u| u.id == *target && u.site_id == site_id) {
+                let admin = self
+                    .user(&user_id)
+                    .is_some_and(|u| u.site_role.contains("Administrator"));
+                if !admin
+                    || !self
+                        .users
+                        .iter()
+                        .any(|u| u.id == *target && u.site_id == site_id)
+                {
                     return Err(ApiError::signin_error());
                 }
                 target.clone()
@@ -521,18 +593,29 @@ impl State {
     }
 
     /// Validate a token (and extend its idle lifetime).
-    pub(crate) fn authenticate(&mut self, token: Option<&str>, cfg: &Config) -> Result<Auth, ApiError> {
+    pub(crate) fn authenticate(
+        &mut self,
+        token: Option<&str>,
+        cfg: &Config,
+    ) -> Result<Auth, ApiError> {
         let token = match token {
             Some(t) if !t.trim().is_empty() => t.trim(),
             _ => return Err(ApiError::no_credentials()),
         };
         let ttl = self.token_ttl;
-        let s = self.sessions.get_mut(token).ok_or_else(ApiError::invalid_credentials)?;
+        let s = self
+            .sessions
+            .get_mut(token)
+            .ok_or_else(ApiError::invalid_credentials)?;
         if s.ended {
             return Err(ApiError::invalid_credentials());
         }
         let now = Instant::now();
-        let since = if cfg.absolute_token_ttl { s.created } else { s.last_used };
+        let since = if cfg.absolute_token_ttl {
+            s.created
+        } else {
+            s.last_used
+        };
         if s.expired || now.duration_since(since) >= ttl {
             s.expired = true;
             let detail = match cfg.expired_token_code.as_str() {
@@ -540,10 +623,19 @@ impl State {
                 "401002" => "Invalid authentication credentials were provided.",
                 _ => "The authentication token has expired.",
             };
-            return Err(ApiError::new(401, &cfg.expired_token_code, "Unauthorized Access", detail));
+            return Err(ApiError::new(
+                401,
+                &cfg.expired_token_code,
+                "Unauthorized Access",
+                detail,
+            ));
         }
         s.last_used = now;
-        Ok(Auth { serial: s.serial, site_id: s.site_id.clone(), user_id: s.user_id.clone() })
+        Ok(Auth {
+            serial: s.serial,
+            site_id: s.site_id.clone(),
+            user_id: s.user_id.clone(),
+        })
     }
 
     /// Serial of the session a token names, whatever its state (for the log).
@@ -569,21 +661,48 @@ impl State {
     }
 
     /// Switch the session's site: a new session for the same user name on the other site.
-    pub(crate) fn switch_site(&mut self, token: &str, auth: &Auth, content_url: &str) -> Result<(String, u64, String, String), ApiError> {
+    pub(crate) fn switch_site(
+        &mut self,
+        token: &str,
+        auth: &Auth,
+        content_url: &str,
+    ) -> Result<(String, u64, String, String), ApiError> {
         let target = self
             .site_by_content_url(content_url)
             .map(|s| s.id.clone())
-            .ok_or_else(|| ApiError::new(404, "404000", "Resource Not Found", format!("Site '{content_url}' could not be found.")))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    404,
+                    "404000",
+                    "Resource Not Found",
+                    format!("Site '{content_url}' could not be found."),
+                )
+            })?;
         if target == auth.site_id {
-            return Err(ApiError::new(403, "403070", "Forbidden", format!("The user is already signed in to site '{content_url}'.")));
+            return Err(ApiError::new(
+                403,
+                "403070",
+                "Forbidden",
+                format!("The user is already signed in to site '{content_url}'."),
+            ));
         }
-        let name = self.user(&auth.user_id).map(|u| u.name.clone()).unwrap_or_default();
+        let name = self
+            .user(&auth.user_id)
+            .map(|u| u.name.clone())
+            .unwrap_or_default();
         let user_id = self
             .users
             .iter()
             .find(|u| u.site_id == target && u.name.eq_ignore_ascii_case(&name))
             .map(|u| u.id.clone())
-            .ok_or_else(|| ApiError::new(403, "403000", "Forbidden", format!("The user is not a member of site '{content_url}'.")))?;
+            .ok_or_else(|| {
+                ApiError::new(
+                    403,
+                    "403000",
+                    "Forbidden",
+                    format!("The user is not a member of site '{content_url}'."),
+                )
+            })?;
         let pat = self.sessions.get(token.trim()).and_then(|s| s.pat.clone());
         self.sign_out(token);
         let (t, serial) = self.new_session(&target, &user_id, pat);
@@ -593,7 +712,9 @@ impl State {
     // ---- projects ----
 
     pub(crate) fn project(&self, site_id: &str, id: &str) -> Option<&Project> {
-        self.projects.iter().find(|p| p.site_id == site_id && p.id == id)
+        self.projects
+            .iter()
+            .find(|p| p.site_id == site_id && p.id == id)
     }
 
     pub(crate) fn default_project(&self, site_id: &str) -> Option<&Project> {
@@ -604,7 +725,12 @@ impl State {
 
     // ---- upload sessions ----
 
-    pub(crate) fn new_upload(&mut self, site_id: &str, auth_serial: u64, data_dir: &Path) -> String {
+    pub(crate) fn new_upload(
+        &mut self,
+        site_id: &str,
+        auth_serial: u64,
+        data_dir: &Path,
+    ) -> String {
         self.upload_counter += 1;
         let hex = random_hex32();
         let id = format!("{}:{}-1:0", self.upload_counter, hex);
@@ -625,8 +751,20 @@ impl State {
     }
 
     /// Look up an upload session usable by this caller.
-    pub(crate) fn upload_for(&self, id: &str, auth: &Auth, bind: bool) -> Result<Arc<UploadSession>, ApiError> {
-        let nf = || ApiError::new(404, "404000", "Resource Not Found", format!("Upload session '{id}' could not be found."));
+    pub(crate) fn upload_for(
+        &self,
+        id: &str,
+        auth: &Auth,
+        bind: bool,
+    ) -> Result<Arc<UploadSession>, ApiError> {
+        let nf = || {
+            ApiError::new(
+                404,
+                "404000",
+                "Resource Not Found",
+                format!("Upload session '{id}' could not be found."),
+            )
+        };
         let s = self.uploads.get(id).ok_or_else(nf)?;
         if s.site_id != auth.site_id || (bind && s.auth_serial != auth.serial) {
             return Err(nf());
@@ -639,11 +777,17 @@ impl State {
     pub(crate) fn published(&self, d: &Datasource) -> PublishedDatasource {
         PublishedDatasource {
             id: d.id.clone(),
-            site: self.site(&d.site_id).map(|s| s.content_url.clone()).unwrap_or_default(),
+            site: self
+                .site(&d.site_id)
+                .map(|s| s.content_url.clone())
+                .unwrap_or_default(),
             name: d.name.clone(),
             content_url: d.content_url.clone(),
             project_id: d.project_id.clone(),
-            project_name: self.project(&d.site_id, &d.project_id).map(|p| p.name.clone()).unwrap_or_default(),
+            project_name: self
+                .project(&d.site_id, &d.project_id)
+                .map(|p| p.name.clone())
+                .unwrap_or_default(),
             file_type: d.file_type.clone(),
             size: d.size,
             sha256: d.sha256.clone(),
@@ -662,7 +806,12 @@ impl State {
     /// The checks a publish must pass before anything is stored (run again when a job applies).
     pub(crate) fn check_publish(&self, p: &PendingPublish) -> Result<(), ApiError> {
         let project = self.project(&p.site_id, &p.project_id).ok_or_else(|| {
-            ApiError::new(404, "404005", "Resource Not Found", format!("Project '{}' could not be found.", p.project_id))
+            ApiError::new(
+                404,
+                "404005",
+                "Resource Not Found",
+                format!("Project '{}' could not be found.", p.project_id),
+            )
         })?;
         let existing = self.find_ds(&p.site_id, &p.project_id, &p.name);
         match p.mode {
@@ -693,17 +842,28 @@ impl State {
         if base.is_empty() {
             base = "datasource".to_owned();
         }
-        let taken = |u: &str| self.datasources.iter().any(|d| d.site_id == site_id && d.content_url == u);
+        let taken = |u: &str| {
+            self.datasources
+                .iter()
+                .any(|d| d.site_id == site_id && d.content_url == u)
+        };
         if !taken(&base) {
             return base;
         }
-        (1..).map(|i| format!("{base}_{i}")).find(|u| !taken(u)).unwrap()
+        (1..)
+            .map(|i| format!("{base}_{i}"))
+            .find(|u| !taken(u))
+            .unwrap()
     }
 
     /// Store a publish. On error the staged file is left for the caller to discard.
-    pub(crate) fn apply_publish(&mut self, p: PendingPublish, data_dir: &Path) -> Result<String, (ApiError, PendingPublish)> {
+    pub(crate) fn apply_publish(
+        &mut self,
+        p: PendingPublish,
+        data_dir: &Path,
+    ) -> Result<String, Box<(ApiError, PendingPublish)>> {
         if let Err(e) = self.check_publish(&p) {
-            return Err((e, p));
+            return Err(Box::new((e, p)));
         }
         let now = SystemTime::now();
         let dir = data_dir.join("datasources");
@@ -716,12 +876,19 @@ impl State {
             }
             Some(to)
         };
-        let op = |name: &str| DatasourceOp { op: name.to_owned(), size: p.staged.size, sha256: p.staged.sha256.clone() };
+        let op = |name: &str| DatasourceOp {
+            op: name.to_owned(),
+            size: p.staged.size,
+            sha256: p.staged.sha256.clone(),
+        };
         match (p.mode, self.find_ds(&p.site_id, &p.project_id, &p.name)) {
             (Mode::Append, Some(i)) => {
                 let n = self.datasources[i].history.len();
                 let d = &mut self.datasources[i];
-                let _ = place(&p.staged.path, dir.join(format!("{}.append-{n}.{}", d.id, p.file_type)));
+                let _ = place(
+                    &p.staged.path,
+                    dir.join(format!("{}.append-{n}.{}", d.id, p.file_type)),
+                );
                 d.size = p.staged.size;
                 d.sha256 = p.staged.sha256.clone();
                 d.history.push(op("append"));
@@ -774,7 +941,13 @@ impl State {
 
     // ---- jobs ----
 
-    pub(crate) fn add_job(&mut self, site_id: &str, pending: PendingPublish, duration: Duration, fail_notes: Option<String>) -> String {
+    pub(crate) fn add_job(
+        &mut self,
+        site_id: &str,
+        pending: PendingPublish,
+        duration: Duration,
+        fail_notes: Option<String>,
+    ) -> String {
         let id = new_luid();
         let now = Instant::now();
         self.jobs.insert(
@@ -814,7 +987,12 @@ impl State {
             let outcome = match (pending, fail) {
                 (Some(p), Some(notes)) => {
                     p.staged.discard();
-                    JobOutcome { completed_at: SystemTime::now(), finish_code: 1, notes: Some(notes), datasource: None }
+                    JobOutcome {
+                        completed_at: SystemTime::now(),
+                        finish_code: 1,
+                        notes: Some(notes),
+                        datasource: None,
+                    }
                 }
                 (Some(p), None) => {
                     let name = p.name.clone();
@@ -825,7 +1003,8 @@ impl State {
                             notes: None,
                             datasource: Some((ds, name)),
                         },
-                        Err((e, p)) => {
+                        Err(err) => {
+                            let (e, p) = *err;
                             p.staged.discard();
                             JobOutcome {
                                 completed_at: SystemTime::now(),
@@ -836,7 +1015,12 @@ impl State {
                         }
                     }
                 }
-                (None, notes) => JobOutcome { completed_at: SystemTime::now(), finish_code: 1, notes, datasource: None },
+                (None, notes) => JobOutcome {
+                    completed_at: SystemTime::now(),
+                    finish_code: 1,
+                    notes,
+                    datasource: None,
+                },
             };
             self.jobs.get_mut(&id).unwrap().outcome = Some(outcome);
             self.open_jobs -= 1;

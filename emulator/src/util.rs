@@ -61,7 +61,14 @@ pub(crate) fn new_luid() -> String {
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
     let h = hex(&b[..16]);
-    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[0..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..32]
+    )
 }
 
 /// A small random number in `lo..hi`.
@@ -73,7 +80,10 @@ pub(crate) fn random_range(lo: u64, hi: u64) -> u64 {
 
 /// `YYYY-MM-DDTHH:MM:SSZ` (UTC).
 pub(crate) fn iso8601(t: SystemTime) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0) as i64;
+    let secs = t
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0) as i64;
     let days = secs.div_euclid(86_400);
     let rem = secs.rem_euclid(86_400);
     let (y, m, d) = civil_from_days(days);
@@ -141,7 +151,8 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
     pub(crate) fn flag(&self, key: &str) -> bool {
-        self.get(key).is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
+        self.get(key)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true"))
     }
 }
 
@@ -168,7 +179,11 @@ pub(crate) fn percent_decode(s: &str) -> String {
 /// Numeric comparison key for "X.Y" API versions (3.10 > 3.9).
 pub(crate) fn parse_version(v: &str) -> Option<(u32, u32)> {
     let (a, b) = v.split_once('.')?;
-    if a.is_empty() || b.is_empty() || !a.bytes().all(|c| c.is_ascii_digit()) || !b.bytes().all(|c| c.is_ascii_digit()) {
+    if a.is_empty()
+        || b.is_empty()
+        || !a.bytes().all(|c| c.is_ascii_digit())
+        || !b.bytes().all(|c| c.is_ascii_digit())
+    {
         return None;
     }
     Some((a.parse().ok()?, b.parse().ok()?))

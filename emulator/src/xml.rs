@@ -49,7 +49,10 @@ pub(crate) struct Elem {
 
 impl Elem {
     pub(crate) fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -64,7 +67,11 @@ fn elem_of(e: &BytesStart<'_>, path: &[String]) -> Result<Elem, ()> {
     }
     let mut p = path.to_vec();
     p.push(name.clone());
-    Ok(Elem { name, attrs, path: p })
+    Ok(Elem {
+        name,
+        attrs,
+        path: p,
+    })
 }
 
 /// Parse a request document into its elements (namespaces ignored). Err = malformed XML.

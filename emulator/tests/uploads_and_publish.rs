@@ -12,7 +12,11 @@ const MIB: usize = 1024 * 1024;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_sessions_both_styles_and_commit() {
     let dir = tempfile::tempdir().unwrap();
-    let emu = start(Config { data_dir: Some(dir.path().to_path_buf()), max_chunk_bytes: 2 * MIB as u64, ..Config::default() });
+    let emu = start(Config {
+        data_dir: Some(dir.path().to_path_buf()),
+        max_chunk_bytes: 2 * MIB as u64,
+        ..Config::default()
+    });
     let s = signin(&emu.url(), "").await;
     let project = s.project_id("default").await;
 
@@ -24,7 +28,10 @@ async fn upload_sessions_both_styles_and_commit() {
     let (st, _, body) = s.append(&id, Style::Docs, a).await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("1"));
-    assert_eq!(attr(&body, "fileUpload", "uploadSessionId").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        attr(&body, "fileUpload", "uploadSessionId").as_deref(),
+        Some(id.as_str())
+    );
     // Then the rest in TSC-style parts: 1 MiB + 1 → 2 MB total, and so on.
     let (b1, b2) = b.split_at(MIB);
     let (_, _, body) = s.append(&id, Style::FormData, b1).await;
@@ -41,9 +48,17 @@ async fn upload_sessions_both_styles_and_commit() {
     assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("4"));
 
     // Unknown session (also via an unencoded id).
-    let (st, code, body) = s.append("1234:ffffffffffffffffffffffffffffffff-1:0", Style::Docs, b"x").await;
+    let (st, code, body) = s
+        .append(
+            "1234:ffffffffffffffffffffffffffffffff-1:0",
+            Style::Docs,
+            b"x",
+        )
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")), "{body}");
-    assert!(body.contains("Upload session '1234:ffffffffffffffffffffffffffffffff-1:0' could not be found."));
+    assert!(body.contains(
+        "Upload session '1234:ffffffffffffffffffffffffffffffff-1:0' could not be found."
+    ));
 
     // Commit needs datasourceType.
     let q = format!("uploadSessionId={}", enc(&id));
@@ -51,23 +66,41 @@ async fn upload_sessions_both_styles_and_commit() {
     assert_eq!((st, code.as_deref()), (400, Some("400000")), "{body}");
     assert!(body.contains("datasourceType"));
     // A file part next to uploadSessionId is refused.
-    let payload = format!(r#"<tsRequest><datasource name="Big"><project id="{project}"/></datasource></tsRequest>"#);
+    let payload = format!(
+        r#"<tsRequest><datasource name="Big"><project id="{project}"/></datasource></tsRequest>"#
+    );
     let (st, code, _) = s
         .publish_raw(
             &format!("{q}&datasourceType=hyper"),
             Style::FormData,
-            multipart(Style::FormData, &payload, Some(("tableau_datasource", "x.hyper", &hyper_file(100, 1)))),
+            multipart(
+                Style::FormData,
+                &payload,
+                Some(("tableau_datasource", "x.hyper", &hyper_file(100, 1))),
+            ),
         )
         .await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
 
     // The commit (raw ':' in the query works as well as %3A).
-    let (st, _, body) = s.commit(&format!("uploadSessionId={id}&datasourceType=hyper&overwrite=false"), "Big", &project).await;
+    let (st, _, body) = s
+        .commit(
+            &format!("uploadSessionId={id}&datasourceType=hyper&overwrite=false"),
+            "Big",
+            &project,
+        )
+        .await;
     assert_eq!(st, 201, "{body}");
     let ds_id = attr(&body, "datasource", "id").unwrap();
     assert_eq!(attr(&body, "datasource", "name").as_deref(), Some("Big"));
-    assert_eq!(attr(&body, "datasource", "contentUrl").as_deref(), Some("Big"));
-    assert_eq!(attr(&body, "project", "id").as_deref(), Some(project.as_str()));
+    assert_eq!(
+        attr(&body, "datasource", "contentUrl").as_deref(),
+        Some("Big")
+    );
+    assert_eq!(
+        attr(&body, "project", "id").as_deref(),
+        Some(project.as_str())
+    );
     assert_eq!(attr(&body, "project", "name").as_deref(), Some("default"));
     assert_eq!(attr(&body, "owner", "id").as_deref(), Some(s.user.as_str()));
     assert!(body.contains("<tags/>"));
@@ -78,34 +111,64 @@ async fn upload_sessions_both_styles_and_commit() {
     let dss = emu.datasources();
     assert_eq!(dss.len(), 1);
     let d = &dss[0];
-    assert_eq!((d.id.as_str(), d.site.as_str(), d.file_type.as_str()), (ds_id.as_str(), "", "hyper"));
+    assert_eq!(
+        (d.id.as_str(), d.site.as_str(), d.file_type.as_str()),
+        (ds_id.as_str(), "", "hyper")
+    );
     assert_eq!(d.size, data.len() as u64);
     assert_eq!(d.sha256, sha_hex(&data));
     assert_eq!(d.project_name, "default");
     assert_eq!(d.history.len(), 1);
     assert_eq!(d.history[0].op, "create");
     // The stored file is the uploaded one.
-    let stored = std::fs::read(dir.path().join("datasources").join(format!("{ds_id}.hyper"))).unwrap();
+    let stored = std::fs::read(
+        dir.path()
+            .join("datasources")
+            .join(format!("{ds_id}.hyper")),
+    )
+    .unwrap();
     assert_eq!(sha_hex(&stored), d.sha256);
 
     // The session is consumed.
     let (st, code, _) = s.append(&id, Style::Docs, b"x").await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
-    let (st, code, _) = s.commit(&format!("{q}&datasourceType=hyper&overwrite=true"), "Big", &project).await;
+    let (st, code, _) = s
+        .commit(
+            &format!("{q}&datasourceType=hyper&overwrite=true"),
+            "Big",
+            &project,
+        )
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // Data source queries.
-    let (st, _, body) = s.get(&format!("{}?filter=name:eq:Big,projectName:eq:default", s.site_url("datasources"))).await;
+    let (st, _, body) = s
+        .get(&format!(
+            "{}?filter=name:eq:Big,projectName:eq:default",
+            s.site_url("datasources")
+        ))
+        .await;
     assert_eq!(st, 200);
     assert_eq!(attrs_all(&body, "datasource", "id"), vec![ds_id.clone()]);
-    assert_eq!(attr(&body, "pagination", "totalAvailable").as_deref(), Some("1"));
-    let (_, _, body) = s.get(&format!("{}?filter={}", s.site_url("datasources"), enc("name:eq:Big,projectName:eq:Finance"))).await;
+    assert_eq!(
+        attr(&body, "pagination", "totalAvailable").as_deref(),
+        Some("1")
+    );
+    let (_, _, body) = s
+        .get(&format!(
+            "{}?filter={}",
+            s.site_url("datasources"),
+            enc("name:eq:Big,projectName:eq:Finance")
+        ))
+        .await;
     assert_eq!(count(&body, "datasource"), 0);
     assert!(body.contains("<datasources></datasources>"));
     let (st, _, body) = s.get(&s.site_url(&format!("datasources/{ds_id}"))).await;
     assert_eq!(st, 200);
     assert_eq!(attr(&body, "datasource", "name").as_deref(), Some("Big"));
-    let (st, code, _) = s.get(&s.site_url("datasources/00000000-0000-0000-0000-000000000000")).await;
+    let (st, code, _) = s
+        .get(&s.site_url("datasources/00000000-0000-0000-0000-000000000000"))
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // An upload session from another site's session is not visible.
@@ -131,105 +194,214 @@ async fn signin_other_user(url: &str, site: &str) -> Session {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn single_request_publish_overwrite_append_and_errors() {
-    let emu = start(Config { max_single_request_bytes: MIB as u64, ..Config::default() });
+    let emu = start(Config {
+        max_single_request_bytes: MIB as u64,
+        ..Config::default()
+    });
     let s = signin(&emu.url(), "").await;
     let default = s.project_id("default").await;
     let quarterly = emu.project_id("", &["Finance", "Quarterly"]).unwrap();
-    let sample = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/sample.hyper")).unwrap();
+    let sample = std::fs::read(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../tests/fixtures/sample.hyper"
+    ))
+    .unwrap();
 
-    let (st, _, body) = s.publish_file("datasourceType=hyper", "Sales", &quarterly, "sample.hyper", &sample).await;
+    let (st, _, body) = s
+        .publish_file(
+            "datasourceType=hyper",
+            "Sales",
+            &quarterly,
+            "sample.hyper",
+            &sample,
+        )
+        .await;
     assert_eq!(st, 201, "{body}");
     let id = attr(&body, "datasource", "id").unwrap();
     assert_eq!(attr(&body, "project", "name").as_deref(), Some("Quarterly"));
     let d = emu.datasources().into_iter().find(|d| d.id == id).unwrap();
-    assert_eq!((d.size, d.sha256.clone()), (sample.len() as u64, sha_hex(&sample)));
+    assert_eq!(
+        (d.size, d.sha256.clone()),
+        (sample.len() as u64, sha_hex(&sample))
+    );
 
     // Same name in another project is fine; contentUrl is made unique.
-    let (st, _, body) = s.publish_file("", "Sales", &default, "sales.hyper", &sample).await;
+    let (st, _, body) = s
+        .publish_file("", "Sales", &default, "sales.hyper", &sample)
+        .await;
     assert_eq!(st, 201, "{body}");
-    assert_eq!(attr(&body, "datasource", "contentUrl").as_deref(), Some("Sales_1"));
+    assert_eq!(
+        attr(&body, "datasource", "contentUrl").as_deref(),
+        Some("Sales_1")
+    );
 
     // Name clash without overwrite.
-    let (st, code, body) = s.publish_file("overwrite=false", "Sales", &quarterly, "sample.hyper", &sample).await;
+    let (st, code, body) = s
+        .publish_file(
+            "overwrite=false",
+            "Sales",
+            &quarterly,
+            "sample.hyper",
+            &sample,
+        )
+        .await;
     assert_eq!((st, code.as_deref()), (403, Some("403007")));
     assert!(body.contains("<summary>Forbidden</summary><detail>The datasource 'Sales' already exists and may not be overwritten without the 'overwrite' flag set to 'true'.</detail>"), "{body}");
     // Names are case-sensitive.
-    let (st, _, _) = s.publish_file("", "sales", &quarterly, "sample.hyper", &sample).await;
+    let (st, _, _) = s
+        .publish_file("", "sales", &quarterly, "sample.hyper", &sample)
+        .await;
     assert_eq!(st, 201);
 
     // Overwrite keeps the id, replaces content.
     let v2 = hyper_file(50_000, 2);
-    let (st, _, body) = s.publish_file("overwrite=true", "Sales", &quarterly, "v2.hyper", &v2).await;
+    let (st, _, body) = s
+        .publish_file("overwrite=true", "Sales", &quarterly, "v2.hyper", &v2)
+        .await;
     assert_eq!(st, 201, "{body}");
-    assert_eq!(attr(&body, "datasource", "id").as_deref(), Some(id.as_str()));
+    assert_eq!(
+        attr(&body, "datasource", "id").as_deref(),
+        Some(id.as_str())
+    );
     let d = emu.datasources().into_iter().find(|d| d.id == id).unwrap();
     assert_eq!((d.size, d.sha256.clone()), (v2.len() as u64, sha_hex(&v2)));
-    assert_eq!(d.history.iter().map(|h| h.op.as_str()).collect::<Vec<_>>(), vec!["create", "overwrite"]);
+    assert_eq!(
+        d.history.iter().map(|h| h.op.as_str()).collect::<Vec<_>>(),
+        vec!["create", "overwrite"]
+    );
     // Overwrite of a missing one creates it.
-    let (st, _, _) = s.publish_file("overwrite=true", "Fresh", &quarterly, "f.hyper", &v2).await;
+    let (st, _, _) = s
+        .publish_file("overwrite=true", "Fresh", &quarterly, "f.hyper", &v2)
+        .await;
     assert_eq!(st, 201);
 
     // Append.
     let v3 = hyper_file(10_000, 3);
-    let (st, _, body) = s.publish_file("append=true", "Sales", &quarterly, "more.hyper", &v3).await;
+    let (st, _, body) = s
+        .publish_file("append=true", "Sales", &quarterly, "more.hyper", &v3)
+        .await;
     assert_eq!(st, 201, "{body}");
     let d = emu.datasources().into_iter().find(|d| d.id == id).unwrap();
     assert_eq!((d.size, d.sha256.clone()), (v3.len() as u64, sha_hex(&v3)));
     assert_eq!(d.history.last().unwrap().op, "append");
     assert_eq!(d.history.last().unwrap().sha256, sha_hex(&v3));
-    let (st, code, body) = s.publish_file("append=true", "Nope", &quarterly, "more.hyper", &v3).await;
+    let (st, code, body) = s
+        .publish_file("append=true", "Nope", &quarterly, "more.hyper", &v3)
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404012")), "{body}");
     let tds = b"<?xml version='1.0'?><datasource/>".to_vec();
     let (st, _, body) = s.publish_file("", "Tds", &quarterly, "x.tds", &tds).await;
     assert_eq!(st, 201, "{body}");
-    let (st, code, _) = s.publish_file("append=true", "Tds", &quarterly, "x.tds", &tds).await;
+    let (st, code, _) = s
+        .publish_file("append=true", "Tds", &quarterly, "x.tds", &tds)
+        .await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
-    let (st, code, _) = s.publish_file("append=true&overwrite=true", "Sales", &quarterly, "x.hyper", &v3).await;
+    let (st, code, _) = s
+        .publish_file(
+            "append=true&overwrite=true",
+            "Sales",
+            &quarterly,
+            "x.hyper",
+            &v3,
+        )
+        .await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
 
     // Magic numbers.
-    let (st, code, body) = s.publish_file("", "Bad", &quarterly, "bad.hyper", b"PK\x03\x04 not a hyper file").await;
+    let (st, code, body) = s
+        .publish_file(
+            "",
+            "Bad",
+            &quarterly,
+            "bad.hyper",
+            b"PK\x03\x04 not a hyper file",
+        )
+        .await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
-    assert!(body.contains("There was a problem publishing the file 'bad.hyper'."), "{body}");
-    let (st, _, body) = s.publish_file("", "Zip", &quarterly, "z.tdsx", b"PK\x03\x04rest").await;
+    assert!(
+        body.contains("There was a problem publishing the file 'bad.hyper'."),
+        "{body}"
+    );
+    let (st, _, body) = s
+        .publish_file("", "Zip", &quarterly, "z.tdsx", b"PK\x03\x04rest")
+        .await;
     assert_eq!(st, 201, "{body}");
-    let (st, _, _) = s.publish_file("", "Bom", &quarterly, "b.tds", b"\xEF\xBB\xBF\n  <datasource/>").await;
+    let (st, _, _) = s
+        .publish_file(
+            "",
+            "Bom",
+            &quarterly,
+            "b.tds",
+            b"\xEF\xBB\xBF\n  <datasource/>",
+        )
+        .await;
     assert_eq!(st, 201);
-    let (st, _, _) = s.publish_file("", "Tde", &quarterly, "t.tde", b"\x20\x02\x01\x62....").await;
+    let (st, _, _) = s
+        .publish_file("", "Tde", &quarterly, "t.tde", b"\x20\x02\x01\x62....")
+        .await;
     assert_eq!(st, 201);
     let (st, code, _) = s.publish_file("", "Txt", &quarterly, "t.csv", b"a,b").await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
-    let (st, code, _) = s.publish_file("", "Empty", &quarterly, "e.hyper", b"").await;
+    let (st, code, _) = s
+        .publish_file("", "Empty", &quarterly, "e.hyper", b"")
+        .await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
 
     // Project unknown / absent.
-    let (st, code, _) = s.publish_file("", "X", "no-such-project", "x.hyper", &v3).await;
+    let (st, code, _) = s
+        .publish_file("", "X", "no-such-project", "x.hyper", &v3)
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404005")));
     let payload = r#"<tsRequest><datasource name="NoProject"/></tsRequest>"#;
     let (st, _, body) = s
-        .publish_raw("", Style::Docs, multipart(Style::Docs, payload, Some(("tableau_datasource", "n.hyper", &v3))))
+        .publish_raw(
+            "",
+            Style::Docs,
+            multipart(
+                Style::Docs,
+                payload,
+                Some(("tableau_datasource", "n.hyper", &v3)),
+            ),
+        )
         .await;
     assert_eq!(st, 201, "{body}");
     assert_eq!(attr(&body, "project", "name").as_deref(), Some("default"));
 
     // Malformed payload, no file, too large.
     let (st, code, _) = s
-        .publish_raw("", Style::Docs, multipart(Style::Docs, "<tsRequest><datasource", Some(("tableau_datasource", "n.hyper", &v3))))
+        .publish_raw(
+            "",
+            Style::Docs,
+            multipart(
+                Style::Docs,
+                "<tsRequest><datasource",
+                Some(("tableau_datasource", "n.hyper", &v3)),
+            ),
+        )
         .await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
-    let (st, code, _) = s.publish_raw("", Style::Docs, multipart(Style::Docs, payload, None)).await;
+    let (st, code, _) = s
+        .publish_raw("", Style::Docs, multipart(Style::Docs, payload, None))
+        .await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
-    let (st, code, body) = s.publish_file("", "Huge", &quarterly, "h.hyper", &hyper_file(MIB + 1, 4)).await;
+    let (st, code, body) = s
+        .publish_file("", "Huge", &quarterly, "h.hyper", &hyper_file(MIB + 1, 4))
+        .await;
     assert_eq!((st, code.as_deref()), (413, Some("413000")), "{body}");
     assert!(emu.datasources().iter().all(|d| d.name != "Huge"));
     // No leftovers from failed publishes.
-    let incoming = std::fs::read_dir(emu.data_dir().join("incoming")).unwrap().count();
+    let incoming = std::fs::read_dir(emu.data_dir().join("incoming"))
+        .unwrap()
+        .count();
     assert_eq!(incoming, 0);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn async_publish_jobs() {
-    let emu = start(Config { job_duration: Duration::from_millis(700), ..Config::default() });
+    let emu = start(Config {
+        job_duration: Duration::from_millis(1500),
+        ..Config::default()
+    });
     let s = signin(&emu.url(), "").await;
     let project = s.project_id("default").await;
     let data = hyper_file(200_000, 9);
@@ -249,7 +421,10 @@ async fn async_publish_jobs() {
     let body = r.text().await.unwrap();
     let job = attr(&body, "job", "id").unwrap();
     assert_eq!(attr(&body, "job", "mode").as_deref(), Some("Asynchronous"));
-    assert_eq!(attr(&body, "job", "type").as_deref(), Some("PublishDatasource"));
+    assert_eq!(
+        attr(&body, "job", "type").as_deref(),
+        Some("PublishDatasource")
+    );
     assert_eq!(attr(&body, "job", "progress").as_deref(), Some("0"));
     assert_eq!(attr(&body, "job", "finishCode").as_deref(), Some("1"));
     assert!(attr(&body, "job", "createdAt").is_some());
@@ -260,20 +435,35 @@ async fn async_publish_jobs() {
     assert!(attr(&body, "job", "completedAt").is_none(), "{body}");
     assert!(attr(&body, "job", "startedAt").is_some());
     assert!(emu.datasources().is_empty());
-    let (_, _, list) = s.get(&format!("{}?filter=name:eq:Async", s.site_url("datasources"))).await;
+    let (_, _, list) = s
+        .get(&format!(
+            "{}?filter=name:eq:Async",
+            s.site_url("datasources")
+        ))
+        .await;
     assert_eq!(count(&list, "datasource"), 0);
     // The session is already consumed.
     assert_eq!(s.append(&id, Style::Docs, b"x").await.0, 404);
 
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let (_, _, body) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
-    assert_eq!(attr(&body, "job", "finishCode").as_deref(), Some("0"), "{body}");
+    assert_eq!(
+        attr(&body, "job", "finishCode").as_deref(),
+        Some("0"),
+        "{body}"
+    );
     assert_eq!(attr(&body, "job", "progress").as_deref(), Some("100"));
     assert!(attr(&body, "job", "completedAt").is_some());
     let dss = emu.datasources();
     assert_eq!(dss.len(), 1);
-    assert_eq!(attr(&body, "datasource", "id").as_deref(), Some(dss[0].id.as_str()));
-    assert_eq!((dss[0].size, dss[0].sha256.clone()), (data.len() as u64, sha_hex(&data)));
+    assert_eq!(
+        attr(&body, "datasource", "id").as_deref(),
+        Some(dss[0].id.as_str())
+    );
+    assert_eq!(
+        (dss[0].size, dss[0].sha256.clone()),
+        (data.len() as u64, sha_hex(&data))
+    );
 
     // FailJob: the job fails with notes, nothing is published.
     emu.inject_fault(Fault {
@@ -281,28 +471,46 @@ async fn async_publish_jobs() {
         path_contains: Some("/datasources".into()),
         nth: 1,
         times: 1,
-        action: FaultAction::FailJob { notes: "disk quota exceeded".into() },
+        action: FaultAction::FailJob {
+            notes: "disk quota exceeded".into(),
+        },
     });
-    let (st, _, body) = s.publish_file("asJob=true", "Doomed", &project, "d.hyper", &data).await;
+    let (st, _, body) = s
+        .publish_file("asJob=true", "Doomed", &project, "d.hyper", &data)
+        .await;
     assert_eq!(st, 202, "{body}");
     let job = attr(&body, "job", "id").unwrap();
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    tokio::time::sleep(Duration::from_millis(1700)).await;
     let (_, _, body) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
     assert_eq!(attr(&body, "job", "finishCode").as_deref(), Some("1"));
     assert!(attr(&body, "job", "completedAt").is_some());
-    assert!(body.contains("<notes>disk quota exceeded</notes>"), "{body}");
+    assert!(
+        body.contains("<notes>disk quota exceeded</notes>"),
+        "{body}"
+    );
     assert!(emu.datasources().iter().all(|d| d.name != "Doomed"));
-    assert!(emu.requests().iter().any(|r| r.fault.as_deref() == Some("fail_job")));
+    assert!(emu
+        .requests()
+        .iter()
+        .any(|r| r.fault.as_deref() == Some("fail_job")));
 
     // Unknown job.
-    let (st, code, _) = s.get(&s.site_url("jobs/00000000-0000-0000-0000-000000000000")).await;
+    let (st, code, _) = s
+        .get(&s.site_url("jobs/00000000-0000-0000-0000-000000000000"))
+        .await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // A different status for async publishes.
-    let emu2 = start(Config { async_publish_status: 200, job_duration: Duration::ZERO, ..Config::default() });
+    let emu2 = start(Config {
+        async_publish_status: 200,
+        job_duration: Duration::ZERO,
+        ..Config::default()
+    });
     let s2 = signin(&emu2.url(), "").await;
     let p2 = s2.project_id("default").await;
-    let (st, _, _) = s2.publish_file("asJob=true", "Now", &p2, "n.hyper", &data).await;
+    let (st, _, _) = s2
+        .publish_file("asJob=true", "Now", &p2, "n.hyper", &data)
+        .await;
     assert_eq!(st, 200);
     assert_eq!(emu2.datasources().len(), 1);
 }
@@ -327,7 +535,13 @@ async fn faults() {
         },
     });
     assert_eq!(s.projects("").await.0, 200);
-    let r = s.http.get(s.site_url("projects")).header("X-Tableau-Auth", &s.token).send().await.unwrap();
+    let r = s
+        .http
+        .get(s.site_url("projects"))
+        .header("X-Tableau-Auth", &s.token)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 429);
     assert_eq!(r.headers()["retry-after"], "60");
     let body = r.text().await.unwrap();
@@ -342,10 +556,22 @@ async fn faults() {
         path_contains: Some("/projects".into()),
         nth: 1,
         times: 2,
-        action: FaultAction::Error { status: 502, code: String::new(), summary: String::new(), detail: String::new(), retry_after: None },
+        action: FaultAction::Error {
+            status: 502,
+            code: String::new(),
+            summary: String::new(),
+            detail: String::new(),
+            retry_after: None,
+        },
     });
     for _ in 0..2 {
-        let r = s.http.get(s.site_url("projects")).header("X-Tableau-Auth", &s.token).send().await.unwrap();
+        let r = s
+            .http
+            .get(s.site_url("projects"))
+            .header("X-Tableau-Auth", &s.token)
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status().as_u16(), 502);
         assert!(r.text().await.unwrap().starts_with("<html>"));
     }
@@ -353,60 +579,108 @@ async fn faults() {
     emu.clear_faults();
 
     // Reset: a connection error, not an HTTP status.
-    emu.inject_fault(Fault { method: None, path_contains: Some("/projects".into()), nth: 1, times: 1, action: FaultAction::Reset });
-    let err = s.http.get(s.site_url("projects")).header("X-Tableau-Auth", &s.token).send().await;
+    emu.inject_fault(Fault {
+        method: None,
+        path_contains: Some("/projects".into()),
+        nth: 1,
+        times: 1,
+        action: FaultAction::Reset,
+    });
+    let err = s
+        .http
+        .get(s.site_url("projects"))
+        .header("X-Tableau-Auth", &s.token)
+        .send()
+        .await;
     let err = err.expect_err("reset must be a transport error");
     assert!(err.status().is_none(), "{err:?}");
     assert_eq!(s.projects("").await.0, 200);
     let log = emu.requests();
-    let reset = log.iter().find(|r| r.fault.as_deref() == Some("reset")).unwrap();
+    let reset = log
+        .iter()
+        .find(|r| r.fault.as_deref() == Some("reset"))
+        .unwrap();
     assert_eq!(reset.status, 0);
 
     // Delay.
-    emu.inject_fault(Fault { method: None, path_contains: Some("/projects".into()), nth: 1, times: 1, action: FaultAction::Delay { ms: 400 } });
+    emu.inject_fault(Fault {
+        method: None,
+        path_contains: Some("/projects".into()),
+        nth: 1,
+        times: 1,
+        action: FaultAction::Delay { ms: 600 },
+    });
     let t = Instant::now();
     assert_eq!(s.projects("").await.0, 200);
-    assert!(t.elapsed() >= Duration::from_millis(400));
+    assert!(t.elapsed() >= Duration::from_millis(600));
     let t = Instant::now();
     assert_eq!(s.projects("").await.0, 200);
-    assert!(t.elapsed() < Duration::from_millis(400));
+    assert!(t.elapsed() < Duration::from_millis(600));
 
     // ResetAfterBody on an append: the chunk is stored although the client saw no response.
     let id = s.initiate().await;
-    emu.inject_fault(Fault { method: Some("PUT".into()), path_contains: Some("/fileUploads/".into()), nth: 1, times: 1, action: FaultAction::ResetAfterBody });
+    emu.inject_fault(Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("/fileUploads/".into()),
+        nth: 1,
+        times: 1,
+        action: FaultAction::ResetAfterBody,
+    });
     let data = hyper_file(3 * MIB, 5);
     let err = s
         .http
         .put(s.site_url(&format!("fileUploads/{}", enc(&id))))
         .header("X-Tableau-Auth", &s.token)
         .header("Content-Type", content_type(Style::Docs))
-        .body(multipart(Style::Docs, "", Some(("tableau_file", "file", &data))))
+        .body(multipart(
+            Style::Docs,
+            "",
+            Some(("tableau_file", "file", &data)),
+        ))
         .send()
         .await;
     assert!(err.is_err());
     let (st, _, body) = s.append(&id, Style::Docs, b"tail").await;
     assert_eq!(st, 200);
     assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("4"));
-    let entry = emu.requests().into_iter().find(|r| r.fault.as_deref() == Some("reset_after_body")).unwrap();
+    let entry = emu
+        .requests()
+        .into_iter()
+        .find(|r| r.fault.as_deref() == Some("reset_after_body"))
+        .unwrap();
     assert!(entry.body_bytes > 3 * MIB as u64);
 
     // ExpireToken.
-    emu.inject_fault(Fault { method: None, path_contains: Some("/projects".into()), nth: 1, times: 1, action: FaultAction::ExpireToken });
+    emu.inject_fault(Fault {
+        method: None,
+        path_contains: Some("/projects".into()),
+        nth: 1,
+        times: 1,
+        action: FaultAction::ExpireToken,
+    });
     let (st, code, _) = s.projects("").await;
     assert_eq!((st, code.as_deref()), (401, Some("401000")));
     assert_eq!(s.projects("").await.1.as_deref(), Some("401000"));
 
     // Faults serialise as documented.
-    let f: Fault = serde_json::from_str(r#"{"path_contains":"/x","action":{"kind":"reset_after_body"}}"#).unwrap();
+    let f: Fault =
+        serde_json::from_str(r#"{"path_contains":"/x","action":{"kind":"reset_after_body"}}"#)
+            .unwrap();
     assert_eq!((f.nth, f.times), (1, 1));
     assert_eq!(f.action, FaultAction::ResetAfterBody);
-    let f: Fault = serde_json::from_str(r#"{"nth":3,"times":2,"action":{"kind":"fail_job","notes":"n"}}"#).unwrap();
+    let f: Fault =
+        serde_json::from_str(r#"{"nth":3,"times":2,"action":{"kind":"fail_job","notes":"n"}}"#)
+            .unwrap();
     assert_eq!(f.action, FaultAction::FailJob { notes: "n".into() });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn upload_sessions_bound_to_auth_and_discard_mode() {
-    let emu = start(Config { bind_upload_sessions_to_auth: true, discard_data: true, ..Config::default() });
+    let emu = start(Config {
+        bind_upload_sessions_to_auth: true,
+        discard_data: true,
+        ..Config::default()
+    });
     let s = signin(&emu.url(), "").await;
     let project = s.project_id("default").await;
     let id = s.initiate().await;
@@ -418,17 +692,34 @@ async fn upload_sessions_bound_to_auth_and_discard_mode() {
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // Without binding, a new auth session may continue; discard mode still hashes.
-    let emu = start(Config { discard_data: true, ..Config::default() });
+    let emu = start(Config {
+        discard_data: true,
+        ..Config::default()
+    });
     let s = signin(&emu.url(), "").await;
     let id = s.initiate().await;
     assert_eq!(s.append(&id, Style::Docs, &data[..50_000]).await.0, 200);
     let s = signin(&emu.url(), "").await;
     assert_eq!(s.append(&id, Style::Docs, &data[50_000..]).await.0, 200);
-    let (st, _, body) = s.commit(&format!("uploadSessionId={}&datasourceType=hyper", enc(&id)), "D", &project_of(&s).await).await;
+    let (st, _, body) = s
+        .commit(
+            &format!("uploadSessionId={}&datasourceType=hyper", enc(&id)),
+            "D",
+            &project_of(&s).await,
+        )
+        .await;
     assert_eq!(st, 201, "{body}");
     let d = &emu.datasources()[0];
-    assert_eq!((d.size, d.sha256.clone()), (data.len() as u64, sha_hex(&data)));
-    assert_eq!(std::fs::read_dir(emu.data_dir().join("datasources")).unwrap().count(), 0);
+    assert_eq!(
+        (d.size, d.sha256.clone()),
+        (data.len() as u64, sha_hex(&data))
+    );
+    assert_eq!(
+        std::fs::read_dir(emu.data_dir().join("datasources"))
+            .unwrap()
+            .count(),
+        0
+    );
     let _ = project;
 }
 

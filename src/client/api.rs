@@ -1,15 +1,22 @@
 //! The REST calls the publisher makes, with the session they need.
+//!
+//! Every call goes through [`Api::call`]: it signs in again when Tableau says the session
+//! ended (`401000`/`401002`) and re-sends, retries what is safe to retry (see [`retry`]), and
+//! records the server's clock. Methods take `&self`; the session lives in cells because the
+//! publish runs on one thread and never holds a borrow across an await.
 
+use std::cell::{Cell, RefCell};
 use std::path::Path;
-use std::time::Duration;
+use std::time::{Duration, Instant, SystemTime};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
 use quick_xml::escape::escape;
-use reqwest::header::CONTENT_TYPE;
-use reqwest::Method;
+use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
+use reqwest::{Method, RequestBuilder};
 
-use super::http::Http;
+use super::http::{Http, Response};
 use super::multipart::{self, FilePart};
+use super::retry::{self, Retry, RetryPolicy};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
 use crate::config::{parse_version, Auth};
 use crate::error::{Error, ErrorKind, Result};
@@ -28,7 +35,7 @@ const QUERY_VALUE: &AsciiSet = &NON_ALPHANUMERIC
     .remove(b'_')
     .remove(b'~');
 
-/// One `field:operator:value` filter term.
+/// One `field:eq:value` filter term.
 pub struct Filter<'a> {
     /// Field name, e.g. `name`.
     pub field: &'a str,
@@ -50,15 +57,17 @@ pub struct Counters {
     pub sign_ins: u64,
     /// Upload sessions initiated.
     pub upload_sessions: u64,
+    /// Retries of calls that failed transiently (not counting re-sign-ins).
+    pub retries: u64,
 }
 
-/// A signed-in (or not yet signed-in) client for one server and API version.
-pub struct Api {
-    http: Http,
-    version: String,
-    token: Option<String>,
-    site_id: Option<String>,
-    counters: Counters,
+/// How a call may be repeated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// Safe to repeat (GET, initiate upload, sign-in).
+    Idempotent,
+    /// Changes server state (append, commit): re-sent only if it provably did not apply.
+    StateChanging,
 }
 
 /// Query parameters of Publish Data Source.
@@ -75,15 +84,44 @@ pub struct PublishParams<'a> {
     pub datasource_type: &'a str,
 }
 
+/// A client for one server, site and set of credentials.
+pub struct Api {
+    http: Http,
+    site: String,
+    auth: Auth,
+    policy: RetryPolicy,
+    max_reauthentications: u32,
+    version: String,
+    token: RefCell<Option<String>>,
+    site_id: RefCell<Option<String>>,
+    signed_in_at: Cell<Option<Instant>>,
+    reauthentications: Cell<u32>,
+    counters: Cell<Counters>,
+    server_time: Cell<Option<SystemTime>>,
+}
+
 impl Api {
-    /// A client for `http`'s server, speaking `version` once negotiated.
-    pub fn new(http: Http) -> Api {
+    /// A client that signs in to `site` with `auth` when asked.
+    pub fn new(
+        http: Http,
+        site: &str,
+        auth: &Auth,
+        policy: RetryPolicy,
+        max_reauthentications: u32,
+    ) -> Api {
         Api {
             http,
+            site: site.to_owned(),
+            auth: auth.clone(),
+            policy,
+            max_reauthentications,
             version: String::new(),
-            token: None,
-            site_id: None,
-            counters: Counters::default(),
+            token: RefCell::new(None),
+            site_id: RefCell::new(None),
+            signed_in_at: Cell::new(None),
+            reauthentications: Cell::new(0),
+            counters: Cell::new(Counters::default()),
+            server_time: Cell::new(None),
         }
     }
 
@@ -94,7 +132,13 @@ impl Api {
 
     /// Counters so far.
     pub fn counters(&self) -> Counters {
-        self.counters
+        self.counters.get()
+    }
+
+    fn bump(&self, f: impl FnOnce(&mut Counters)) {
+        let mut c = self.counters.get();
+        f(&mut c);
+        self.counters.set(c);
     }
 
     /// HTTP requests so far.
@@ -103,8 +147,18 @@ impl Api {
     }
 
     /// The signed-in site's LUID.
-    pub fn site_id(&self) -> Option<&str> {
-        self.site_id.as_deref()
+    pub fn site_id(&self) -> Option<String> {
+        self.site_id.borrow().clone()
+    }
+
+    /// The server's clock at its last answer.
+    pub fn server_time(&self) -> Option<SystemTime> {
+        self.server_time.get()
+    }
+
+    /// How long ago the current session was started.
+    pub fn session_age(&self) -> Option<Duration> {
+        self.signed_in_at.get().map(|t| t.elapsed())
     }
 
     /// Uses `version` without asking the server.
@@ -112,22 +166,149 @@ impl Api {
         self.version = version.to_owned();
     }
 
+    /// Sends a request built by `build(token)`, retrying as `kind` allows. With `authed`, a
+    /// `401000`/`401002` leads to one new sign-in and one re-send.
+    async fn call(
+        &self,
+        what: &str,
+        kind: Kind,
+        authed: bool,
+        build: &dyn Fn(Option<&str>) -> Result<RequestBuilder>,
+    ) -> Result<Response> {
+        let started = Instant::now();
+        let mut backoff = self.policy.backoff().into_iter();
+        backoff.next(); // the first attempt has no wait
+        let mut reauthenticated = false;
+        let mut attempts = 1u32;
+        loop {
+            let token = if authed {
+                let t = self.token.borrow().clone();
+                Some(t.ok_or_else(|| {
+                    Error::new(
+                        ErrorKind::Internal,
+                        format!("{what} was called before signing in"),
+                    )
+                })?)
+            } else {
+                None
+            };
+            let err = match self.http.send(build(token.as_deref())?, what).await {
+                Ok(resp) => {
+                    if let Some(date) = resp.date {
+                        self.server_time.set(Some(date));
+                    }
+                    return Ok(resp);
+                }
+                Err(e) => e,
+            };
+            if authed && err.is_session_ended() {
+                if reauthenticated {
+                    return Err(self.session_keeps_dying(err));
+                }
+                self.reauthenticate(&err).await?;
+                reauthenticated = true;
+                continue;
+            }
+            let decision = match kind {
+                Kind::Idempotent => retry::for_idempotent(&err, &self.policy),
+                Kind::StateChanging => retry::for_state_changing(&err, &self.policy),
+            };
+            let wait = match decision {
+                Retry::No => return Err(self.explain_rate_limit(err)),
+                Retry::Wait(d) => d,
+                Retry::Backoff => match backoff.next() {
+                    Some(Some(d)) => d,
+                    _ => return Err(gave_up(err, attempts, started)),
+                },
+            };
+            if attempts >= self.policy.max_attempts
+                || started.elapsed() + wait > self.policy.max_elapsed
+            {
+                return Err(gave_up(self.explain_rate_limit(err), attempts, started));
+            }
+            attempts += 1;
+            self.bump(|c| c.retries += 1);
+            tokio::time::sleep(wait).await;
+        }
+    }
+
+    fn explain_rate_limit(&self, e: Error) -> Error {
+        match (e.http_status(), e.retry_after()) {
+            (Some(429), Some(wait)) if wait > self.policy.max_rate_limit_wait => {
+                let when = humantime::format_rfc3339_seconds(SystemTime::now() + wait);
+                e.with_suffix(&format!(
+                    " Tableau asks to wait {} s, longer than \"max_rate_limit_wait_secs\" ({} s); publish again after {when} (the data is kept), or raise that limit.",
+                    wait.as_secs(),
+                    self.policy.max_rate_limit_wait.as_secs()
+                ))
+            }
+            _ => e,
+        }
+    }
+
+    fn session_keeps_dying(&self, e: Error) -> Error {
+        let who = match &self.auth {
+            Auth::Pat { token_name, .. } => format!(
+                "the personal access token \"{token_name}\" is probably used by another job at the same time (Tableau allows one session per token: each sign-in ends the previous session). Give each concurrent job its own token"
+            ),
+            Auth::Password { username, .. } => format!(
+                "something ends the sessions of \"{username}\" as soon as they start (another job signing in, or an administrator); find it, or use a personal access token for this job"
+            ),
+        };
+        Error::new(
+            ErrorKind::Auth,
+            format!(
+                "{}. The session ended again right after signing in: {who}.",
+                e.message()
+            ),
+        )
+        .with_code(
+            e.tableau_code().unwrap_or(""),
+            e.http_status().unwrap_or(401),
+        )
+    }
+
+    async fn reauthenticate(&self, cause: &Error) -> Result<()> {
+        let used = self.reauthentications.get();
+        if used >= self.max_reauthentications {
+            return Err(Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{} The session ended {} times during this publish, more than \"max_reauthentications\" allows; check for other jobs using the same credentials.",
+                    cause.message(),
+                    used + 1
+                ),
+            )
+            .with_code(cause.tableau_code().unwrap_or(""), cause.http_status().unwrap_or(401)));
+        }
+        self.reauthentications.set(used + 1);
+        // Boxed: sign_in goes through `call` too (unauthenticated, so it never comes back here).
+        Box::pin(self.sign_in()).await
+    }
+
     /// Reads Server Info (no sign-in needed) and picks min(server, client) as the version.
     pub async fn negotiate_version(&mut self) -> Result<ServerInfo> {
         let what = "Server Info (GET /api/2.4/serverinfo)";
-        let req = self
-            .http
-            .request(Method::GET, &format!("/api/{SERVER_INFO_VERSION}/serverinfo"));
-        let resp = self.http.send(req, what).await.map_err(|e| {
-            if e.http_status() == Some(404) {
-                e.with_suffix(" If this server does not offer Server Info, set \"api_version\" in the config.")
-            } else {
-                e
-            }
-        })?;
+        let path = format!("/api/{SERVER_INFO_VERSION}/serverinfo");
+        let resp = self
+            .call(what, Kind::Idempotent, false, &|_| Ok(self.http.request(Method::GET, &path)))
+            .await
+            .map_err(|e| {
+                if e.http_status() == Some(404) {
+                    e.with_suffix(" If this server does not offer Server Info, set \"api_version\" in the config.")
+                } else {
+                    e
+                }
+            })?;
         let info = xml::server_info(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))?;
         let server = parse_version(&info.rest_api_version).ok_or_else(|| {
-            bad_answer(what, &format!("restApiVersion \"{}\" is not a version", info.rest_api_version))
+            bad_answer(
+                what,
+                &format!(
+                    "restApiVersion \"{}\" is not a version",
+                    info.rest_api_version
+                ),
+            )
         })?;
         let client = parse_version(CLIENT_MAX_API_VERSION).expect("valid constant");
         self.version = if server < client {
@@ -139,23 +320,28 @@ impl Api {
     }
 
     fn site_path(&self, rest: &str) -> Result<String> {
-        let site = self.site_id.as_deref().ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "a site call was made before signing in")
+        let site = self.site_id.borrow();
+        let site = site.as_deref().ok_or_else(|| {
+            Error::new(
+                ErrorKind::Internal,
+                "a site call was made before signing in",
+            )
         })?;
         Ok(format!("/api/{}/sites/{site}{rest}", self.version))
     }
 
-    fn authed(&self, method: Method, path: &str) -> Result<reqwest::RequestBuilder> {
-        let token = self.token.as_deref().ok_or_else(|| {
-            Error::new(ErrorKind::Internal, "an authenticated call was made before signing in")
-        })?;
-        Ok(self.http.request(method, path).header("X-Tableau-Auth", token))
+    fn with_token(&self, method: Method, path: &str, token: Option<&str>) -> RequestBuilder {
+        let req = self.http.request(method, path);
+        match token {
+            Some(t) => req.header("X-Tableau-Auth", t),
+            None => req,
+        }
     }
 
-    /// Signs in to `site` (content URL) with `auth`, reading secrets from the environment now.
-    pub async fn sign_in(&mut self, site: &str, auth: &Auth) -> Result<()> {
-        let site_xml = escape(site);
-        let body = match auth {
+    /// Signs in (again), reading secrets from the environment now.
+    pub async fn sign_in(&self) -> Result<()> {
+        let site_xml = escape(self.site.as_str());
+        let body = match &self.auth {
             Auth::Pat {
                 token_name,
                 token_secret,
@@ -163,7 +349,7 @@ impl Api {
                 let secret = token_secret.resolve()?;
                 format!(
                     "<tsRequest><credentials personalAccessTokenName=\"{}\" personalAccessTokenSecret=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
-                    escape(token_name),
+                    escape(token_name.as_str()),
                     escape(secret.expose())
                 )
             }
@@ -171,33 +357,41 @@ impl Api {
                 let secret = password.resolve()?;
                 format!(
                     "<tsRequest><credentials name=\"{}\" password=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
-                    escape(username),
+                    escape(username.as_str()),
                     escape(secret.expose())
                 )
             }
         };
-        let what = format!("Sign In to site \"{site}\"");
-        let req = self
-            .http
-            .request(Method::POST, &format!("/api/{}/auth/signin", self.version))
-            .header(CONTENT_TYPE, "text/xml")
-            .body(body);
-        let resp = self.http.send(req, &what).await?;
+        let what = format!("Sign In to site \"{}\"", self.site);
+        let path = format!("/api/{}/auth/signin", self.version);
+        let resp = self
+            .call(&what, Kind::Idempotent, false, &|_| {
+                Ok(self
+                    .http
+                    .request(Method::POST, &path)
+                    .header(CONTENT_TYPE, "text/xml")
+                    .body(body.clone()))
+            })
+            .await?;
         let creds = xml::credentials(&resp.xml(&what)?).map_err(|e| bad_answer(&what, &e))?;
-        self.token = Some(creds.token);
-        self.site_id = Some(creds.site_id);
-        self.counters.sign_ins += 1;
+        *self.token.borrow_mut() = Some(creds.token);
+        *self.site_id.borrow_mut() = Some(creds.site_id);
+        self.signed_in_at.set(Some(Instant::now()));
+        self.bump(|c| c.sign_ins += 1);
         Ok(())
     }
 
-    /// Signs out, ending the session. Does nothing when not signed in.
-    pub async fn sign_out(&mut self) -> Result<()> {
-        if self.token.is_none() {
+    /// Signs out, ending the session. A session that already ended counts as signed out.
+    pub async fn sign_out(&self) -> Result<()> {
+        let Some(token) = self.token.borrow_mut().take() else {
             return Ok(());
+        };
+        let path = format!("/api/{}/auth/signout", self.version);
+        let req = |_: Option<&str>| Ok(self.with_token(Method::POST, &path, Some(&token)));
+        match self.call("Sign Out", Kind::Idempotent, false, &req).await {
+            Err(e) if e.is_session_ended() => Ok(()),
+            other => other.map(|_| ()),
         }
-        let req = self.authed(Method::POST, &format!("/api/{}/auth/signout", self.version))?;
-        self.token = None;
-        self.http.send(req, "Sign Out").await.map(|_| ())
     }
 
     fn filter_query(&self, terms: &[Filter<'_>]) -> String {
@@ -213,16 +407,14 @@ impl Api {
             .join(comma)
     }
 
-    async fn list_page(&self, resource: &str, terms: &[Filter<'_>], page: u64) -> Result<xml::Element> {
-        let mut query = format!("?pageSize={PAGE_SIZE}&pageNumber={page}");
-        if !terms.is_empty() {
-            query.push_str("&filter=");
-            query.push_str(&self.filter_query(terms));
-        }
-        let path = self.site_path(&format!("/{resource}{query}"))?;
-        let what = format!("Query {resource}");
-        let resp = self.http.send(self.authed(Method::GET, &path)?, &what).await?;
-        resp.xml(&what)
+    async fn get(&self, what: &str, rest: &str) -> Result<xml::Element> {
+        let path = self.site_path(rest)?;
+        let resp = self
+            .call(what, Kind::Idempotent, true, &|t| {
+                Ok(self.with_token(Method::GET, &path, t))
+            })
+            .await?;
+        resp.xml(what)
     }
 
     /// All projects matching the filter terms, following pagination.
@@ -241,11 +433,16 @@ impl Api {
         terms: &[Filter<'_>],
         parse: fn(&xml::Element) -> std::result::Result<(Pagination, Vec<T>), String>,
     ) -> Result<Vec<T>> {
+        let what = format!("Query {resource}");
         let mut out = Vec::new();
         for page in 1.. {
-            let root = self.list_page(resource, terms, page).await?;
-            let (pagination, items) =
-                parse(&root).map_err(|e| bad_answer(&format!("Query {resource}"), &e))?;
+            let mut query = format!("?pageSize={PAGE_SIZE}&pageNumber={page}");
+            if !terms.is_empty() {
+                query.push_str("&filter=");
+                query.push_str(&self.filter_query(terms));
+            }
+            let root = self.get(&what, &format!("/{resource}{query}")).await?;
+            let (pagination, items) = parse(&root).map_err(|e| bad_answer(&what, &e))?;
             let got = items.len() as u64;
             out.extend(items);
             if got == 0 || out.len() as u64 >= pagination.total_available {
@@ -256,39 +453,50 @@ impl Api {
     }
 
     /// Starts a file upload session.
-    pub async fn initiate_upload(&mut self) -> Result<String> {
+    pub async fn initiate_upload(&self) -> Result<String> {
         let what = "Initiate File Upload";
         let path = self.site_path("/fileUploads")?;
-        let resp = self.http.send(self.authed(Method::POST, &path)?, what).await?;
+        let resp = self
+            .call(what, Kind::Idempotent, true, &|t| {
+                Ok(self.with_token(Method::POST, &path, t))
+            })
+            .await?;
         let upload = xml::file_upload(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))?;
-        self.counters.upload_sessions += 1;
+        self.bump(|c| c.upload_sessions += 1);
         Ok(upload.upload_session_id)
     }
 
-    /// Appends `len` bytes of `file` from `offset` to the upload session.
-    pub async fn append(&self, session: &str, file: &Path, offset: u64, len: u64) -> Result<FileUpload> {
+    /// Appends `len` bytes of `file` from `offset` to the upload session. Re-sent only when
+    /// the failure proves the append did not apply.
+    pub async fn append(
+        &self,
+        session: &str,
+        file: &Path,
+        offset: u64,
+        len: u64,
+    ) -> Result<FileUpload> {
         let what = format!("Append to File Upload (bytes {offset}..{})", offset + len);
-        let body = multipart::body(
-            "",
-            Some(FilePart {
-                name: "tableau_file",
-                filename: "file",
-                path: file,
-                offset,
-                len,
-            }),
-        )
-        .await?;
         let path = self.site_path(&format!(
             "/fileUploads/{}",
             utf8_percent_encode(session, QUERY_VALUE)
         ))?;
-        let req = self
-            .authed(Method::PUT, &path)?
-            .header(CONTENT_TYPE, body.content_type)
-            .header(reqwest::header::CONTENT_LENGTH, body.content_length)
-            .body(body.body);
-        let resp = self.http.send(req, &what).await?;
+        let part = FilePart {
+            name: "tableau_file",
+            filename: "file",
+            path: file,
+            offset,
+            len,
+        };
+        let resp = self
+            .call(&what, Kind::StateChanging, true, &|t| {
+                let body = multipart::body("", Some(part))?;
+                Ok(self
+                    .with_token(Method::PUT, &path, t)
+                    .header(CONTENT_TYPE, body.content_type)
+                    .header(CONTENT_LENGTH, body.content_length)
+                    .body(body.body))
+            })
+            .await?;
         xml::file_upload(&resp.xml(&what)?).map_err(|e| bad_answer(&what, &e))
     }
 
@@ -300,10 +508,7 @@ impl Api {
         file: Option<FilePart<'_>>,
     ) -> Result<Published> {
         let what = "Publish Data Source";
-        let mut query = format!(
-            "?overwrite={}&asJob={}",
-            params.overwrite, params.as_job
-        );
+        let mut query = format!("?overwrite={}&asJob={}", params.overwrite, params.as_job);
         if params.append {
             query.push_str("&append=true");
         }
@@ -315,27 +520,40 @@ impl Api {
             ));
         }
         let path = self.site_path(&format!("/datasources{query}"))?;
-        let body = multipart::body(payload_xml, file).await?;
-        let req = self
-            .authed(Method::POST, &path)?
-            .header(CONTENT_TYPE, body.content_type)
-            .header(reqwest::header::CONTENT_LENGTH, body.content_length)
-            .body(body.body);
-        let resp = self.http.send(req, what).await?;
+        let resp = self
+            .call(what, Kind::StateChanging, true, &|t| {
+                let body = multipart::body(payload_xml, file)?;
+                Ok(self
+                    .with_token(Method::POST, &path, t)
+                    .header(CONTENT_TYPE, body.content_type)
+                    .header(CONTENT_LENGTH, body.content_length)
+                    .body(body.body))
+            })
+            .await?;
         xml::published(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))
     }
 
     /// Query Job.
     pub async fn job(&self, id: &str) -> Result<Job> {
         let what = "Query Job";
-        let path = self.site_path(&format!("/jobs/{}", utf8_percent_encode(id, QUERY_VALUE)))?;
-        let resp = self.http.send(self.authed(Method::GET, &path)?, what).await?;
-        xml::job(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))
+        let root = self
+            .get(
+                what,
+                &format!("/jobs/{}", utf8_percent_encode(id, QUERY_VALUE)),
+            )
+            .await?;
+        xml::job(&root).map_err(|e| bad_answer(what, &e))
     }
 
     /// Polls a job until `completedAt` is set, with backoff between `first` and `max` waits.
-    pub async fn wait_for_job(&self, id: &str, first: Duration, max: Duration, limit: Duration) -> Result<Job> {
-        let started = tokio::time::Instant::now();
+    pub async fn wait_for_job(
+        &self,
+        id: &str,
+        first: Duration,
+        max: Duration,
+        limit: Duration,
+    ) -> Result<Job> {
+        let started = Instant::now();
         let mut wait = first;
         loop {
             let job = self.job(id).await?;
@@ -346,7 +564,7 @@ impl Api {
                 return Err(Error::new(
                     ErrorKind::Timeout,
                     format!(
-                        "publish job {id} did not finish within {} s (progress {}%); it may still complete on the server: check the job in Tableau, or raise \"job_timeout_secs\"",
+                        "publish job {id} did not finish within {} s (progress {}%); it may still complete on the server: check the job in Tableau before publishing again, or raise \"job_timeout_secs\"",
                         limit.as_secs(),
                         job.progress.unwrap_or(0)
                     ),
@@ -356,6 +574,16 @@ impl Api {
             wait = (wait * 3 / 2).min(max);
         }
     }
+}
+
+fn gave_up(e: Error, attempts: u32, started: Instant) -> Error {
+    if attempts <= 1 {
+        return e;
+    }
+    e.with_suffix(&format!(
+        " (gave up after {attempts} attempts over {:.0} s)",
+        started.elapsed().as_secs_f64()
+    ))
 }
 
 fn bad_answer(what: &str, detail: &str) -> Error {

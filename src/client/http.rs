@@ -16,6 +16,8 @@ pub struct Response {
     pub status: StatusCode,
     /// Body as text.
     pub body: String,
+    /// The server's clock, from the `Date` header.
+    pub date: Option<std::time::SystemTime>,
 }
 
 impl Response {
@@ -87,19 +89,27 @@ impl Http {
     /// Sends a request; non-2xx answers become errors. `what` names the call in messages.
     pub async fn send(&self, req: RequestBuilder, what: &str) -> Result<Response> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        let resp = req.send().await.map_err(|e| self.transport_error(what, &e))?;
+        let resp = req
+            .send()
+            .await
+            .map_err(|e| self.transport_error(what, &e))?;
         let status = resp.status();
         let retry_after = resp
             .headers()
             .get(reqwest::header::RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
+        let date = resp
+            .headers()
+            .get(reqwest::header::DATE)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| httpdate::parse_http_date(v).ok());
         let body = resp
             .text()
             .await
             .map_err(|e| self.transport_error(what, &e))?;
         if status.is_success() {
-            return Ok(Response { status, body });
+            return Ok(Response { status, body, date });
         }
         Err(status_error(what, status, &body, retry_after.as_deref()))
     }
@@ -123,6 +133,7 @@ impl Http {
                     self.base
                 ),
             )
+            .mark_not_sent()
         } else {
             Error::new(
                 ErrorKind::Network,
@@ -147,7 +158,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 fn is_loopback(base: &str) -> bool {
-    match reqwest::Url::parse(base).ok().and_then(|u| u.host().map(|h| h.to_owned())) {
+    match reqwest::Url::parse(base)
+        .ok()
+        .and_then(|u| u.host().map(|h| h.to_owned()))
+    {
         Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
         Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
@@ -207,7 +221,12 @@ fn classify(status: StatusCode, code: &str) -> (ErrorKind, &'static str) {
 }
 
 /// Builds the error for a non-2xx answer.
-pub fn status_error(what: &str, status: StatusCode, body: &str, retry_after: Option<&str>) -> Error {
+pub fn status_error(
+    what: &str,
+    status: StatusCode,
+    body: &str,
+    retry_after: Option<&str>,
+) -> Error {
     let parsed: Option<TableauError> = xml::parse_error(body);
     let code = parsed.as_ref().map(|e| e.code.as_str()).unwrap_or("");
     let (kind, advice) = classify(status, code);
@@ -231,7 +250,15 @@ pub fn status_error(what: &str, status: StatusCode, body: &str, retry_after: Opt
     }
     msg.push_str(". ");
     msg.push_str(advice);
-    Error::new(kind, msg).with_code(code, status.as_u16())
+    let wait = if status == StatusCode::TOO_MANY_REQUESTS || retry_after.is_some() {
+        let detail = parsed.as_ref().map_or("", |e| e.detail.as_str());
+        super::retry::requested_wait(retry_after, detail, std::time::SystemTime::now())
+    } else {
+        None
+    };
+    Error::new(kind, msg)
+        .with_code(code, status.as_u16())
+        .with_retry_after(wait)
 }
 
 #[cfg(test)]
@@ -244,9 +271,19 @@ mod tests {
         let e = status_error("Publish", StatusCode::FORBIDDEN, body, None);
         assert_eq!(e.kind(), ErrorKind::Conflict);
         assert!(e.message().contains("403007") && e.message().contains("HTTP 403"));
-        let e = status_error("Publish", StatusCode::FORBIDDEN, "<tsResponse><error code=\"403004\"/></tsResponse>", None);
+        let e = status_error(
+            "Publish",
+            StatusCode::FORBIDDEN,
+            "<tsResponse><error code=\"403004\"/></tsResponse>",
+            None,
+        );
         assert_eq!(e.kind(), ErrorKind::Permission);
-        let e = status_error("Query", StatusCode::BAD_GATEWAY, "<html>bad gateway</html>", None);
+        let e = status_error(
+            "Query",
+            StatusCode::BAD_GATEWAY,
+            "<html>bad gateway</html>",
+            None,
+        );
         assert_eq!(e.kind(), ErrorKind::Server);
         assert!(e.message().contains("502"));
         let e = status_error("Query", StatusCode::TOO_MANY_REQUESTS, "", Some("30"));

@@ -6,6 +6,7 @@
 pub mod api;
 pub mod http;
 pub mod multipart;
+pub mod retry;
 pub mod xml;
 
 pub use api::Api;

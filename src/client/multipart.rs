@@ -8,7 +8,9 @@ use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt, TryStreamExt};
-use tokio::io::{AsyncReadExt, AsyncSeekExt};
+use std::io::Seek;
+
+use tokio::io::AsyncReadExt;
 
 use crate::error::{Error, Result};
 
@@ -16,6 +18,7 @@ use crate::error::{Error, Result};
 const PIECE: usize = 1024 * 1024;
 
 /// A slice of a file to send as the file part.
+#[derive(Clone, Copy)]
 pub struct FilePart<'a> {
     /// Part name: `tableau_file` (append) or `tableau_datasource` (single-request publish).
     pub name: &'a str,
@@ -47,7 +50,8 @@ fn boundary() -> String {
 }
 
 /// Builds the two-part body: `request_payload` (text/xml) and, optionally, the file part.
-pub async fn body(payload_xml: &str, file: Option<FilePart<'_>>) -> Result<Body> {
+/// Called again for every attempt: a streamed body cannot be replayed.
+pub fn body(payload_xml: &str, file: Option<FilePart<'_>>) -> Result<Body> {
     let boundary = boundary();
     let mut head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"request_payload\"\r\nContent-Type: text/xml\r\n\r\n{payload_xml}\r\n"
@@ -70,12 +74,15 @@ pub async fn body(payload_xml: &str, file: Option<FilePart<'_>>) -> Result<Body>
     let tail = format!("\r\n{tail}");
     let content_length = head.len() as u64 + file.len + tail.len() as u64;
 
-    let mut f = tokio::fs::File::open(file.path).await.map_err(|e| {
-        Error::io(&format!("cannot open the spool file {}", file.path.display()), &e)
+    let mut f = std::fs::File::open(file.path).map_err(|e| {
+        Error::io(
+            &format!("cannot open the spool file {}", file.path.display()),
+            &e,
+        )
     })?;
     f.seek(SeekFrom::Start(file.offset))
-        .await
         .map_err(|e| Error::io("cannot seek in the spool file", &e))?;
+    let f = tokio::fs::File::from_std(f);
     let pieces = stream::try_unfold((f, file.len), |(mut f, left)| async move {
         if left == 0 {
             return Ok::<_, std::io::Error>(None);

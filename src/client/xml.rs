@@ -99,7 +99,10 @@ pub fn parse(xml: &str) -> Result<Element, String> {
             }
             Event::GeneralRef(r) => {
                 if let Some(top) = stack.last_mut() {
-                    if let Some(c) = r.resolve_char_ref().map_err(|e| format!("bad reference: {e}"))? {
+                    if let Some(c) = r
+                        .resolve_char_ref()
+                        .map_err(|e| format!("bad reference: {e}"))?
+                    {
                         top.text.push(c);
                     } else {
                         let name = r.decode().map_err(|e| format!("bad reference: {e}"))?;
@@ -299,6 +302,8 @@ pub struct Datasource {
     pub project_id: Option<String>,
     /// Project name.
     pub project_name: Option<String>,
+    /// Last update, `YYYY-MM-DDTHH:MM:SSZ`.
+    pub updated_at: Option<String>,
 }
 
 fn datasource_from(d: &Element) -> Result<Datasource, String> {
@@ -309,6 +314,7 @@ fn datasource_from(d: &Element) -> Result<Datasource, String> {
         content_url: d.attr("contentUrl").map(str::to_owned),
         project_id: project.and_then(|p| p.attr("id")).map(str::to_owned),
         project_name: project.and_then(|p| p.attr("name")).map(str::to_owned),
+        updated_at: d.attr("updatedAt").map(str::to_owned),
     })
 }
 
@@ -437,14 +443,19 @@ mod tests {
     #[test]
     fn parses_server_info_and_projects() {
         assert_eq!(
-            server_info(&asset("server_info_get.xml")).unwrap().rest_api_version,
+            server_info(&asset("server_info_get.xml"))
+                .unwrap()
+                .rest_api_version,
             "3.10"
         );
         let (page, projects) = projects(&asset("project_get.xml")).unwrap();
         assert_eq!(page.total_available, 3);
         assert_eq!(projects.len(), 3);
         assert_eq!(projects[2].name, "Tableau > Child 1");
-        assert_eq!(projects[2].parent_id.as_deref(), Some(projects[1].id.as_str()));
+        assert_eq!(
+            projects[2].parent_id.as_deref(),
+            Some(projects[1].id.as_str())
+        );
         assert_eq!(projects[0].parent_id, None);
     }
 
@@ -452,7 +463,12 @@ mod tests {
     fn parses_uploads_publish_and_jobs() {
         let f = file_upload(&asset("fileupload_initialize.xml")).unwrap();
         assert!(f.upload_session_id.contains(':'));
-        assert_eq!(file_upload(&asset("fileupload_append.xml")).unwrap().file_size_mb, Some(5));
+        assert_eq!(
+            file_upload(&asset("fileupload_append.xml"))
+                .unwrap()
+                .file_size_mb,
+            Some(5)
+        );
         match published(&asset("datasource_publish.xml")).unwrap() {
             Published::Datasource(d) => assert!(d.project_id.is_some()),
             other => panic!("{other:?}"),
@@ -460,7 +476,10 @@ mod tests {
         match published(&asset("datasource_publish_async.xml")).unwrap() {
             Published::Job(j) => {
                 assert_eq!(j.finish_code, Some(1), "queued job carries finishCode 1");
-                assert!(j.completed_at.is_none(), "so finishCode must not be read yet");
+                assert!(
+                    j.completed_at.is_none(),
+                    "so finishCode must not be read yet"
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -478,7 +497,8 @@ mod tests {
     #[test]
     fn non_xml_error_bodies_are_none() {
         assert!(parse_error("<html><body>Bad gateway</body></html>").is_none());
-        let json = parse_error(r#"{"error":{"summary":"S","detail":"D","code":"401000"}}"#).unwrap();
+        let json =
+            parse_error(r#"{"error":{"summary":"S","detail":"D","code":"401000"}}"#).unwrap();
         assert_eq!(json.code, "401000");
     }
 }

@@ -48,7 +48,10 @@ fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
 /// On failure `*out` is left unchanged and `tp_last_error(NULL)` describes the problem.
 /// The caller keeps ownership of `config_json` and must release the handle with `tp_free`.
 #[no_mangle]
-pub unsafe extern "C" fn tp_init(config_json: *const c_char, out: *mut *mut tp_publisher) -> tp_status {
+pub unsafe extern "C" fn tp_init(
+    config_json: *const c_char,
+    out: *mut *mut tp_publisher,
+) -> tp_status {
     ffi_boundary!(
         {
             set_init_error("tp_init: internal error (a bug in tableau-publisher)");
@@ -88,7 +91,11 @@ pub unsafe extern "C" fn tp_init(config_json: *const c_char, out: *mut *mut tp_p
 /// `TP_ERR_INVALID_ARGUMENT`. The bytes are copied; the caller keeps ownership of `data`.
 /// After `tp_finalize_and_publish` has been called, returns `TP_ERR_STATE`.
 #[no_mangle]
-pub unsafe extern "C" fn tp_feed_chunk(p: *mut tp_publisher, data: *const u8, len: usize) -> tp_status {
+pub unsafe extern "C" fn tp_feed_chunk(
+    p: *mut tp_publisher,
+    data: *const u8,
+    len: usize,
+) -> tp_status {
     ffi_boundary!(panicked(p, "tp_feed_chunk"), {
         // SAFETY: NULL or a live handle per the contract.
         let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {

@@ -66,7 +66,9 @@ impl Env {
     pub fn datasource(&self, name: &str) -> PublishedDatasource {
         let all = self.datasources();
         let mut matching = all.iter().filter(|d| d.name == name);
-        let d = matching.next().unwrap_or_else(|| panic!("no data source {name:?} in {all:?}"));
+        let d = matching
+            .next()
+            .unwrap_or_else(|| panic!("no data source {name:?} in {all:?}"));
         assert!(matching.next().is_none(), "duplicate data source {name:?}");
         d.clone()
     }
@@ -97,7 +99,10 @@ pub fn extract(len: usize, seed: u64) -> Vec<u8> {
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {
-    Sha256::digest(data).iter().map(|b| format!("{b:02x}")).collect()
+    Sha256::digest(data)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 /// Feeds `data` in uneven pieces (to cross buffer boundaries) and publishes.

@@ -81,7 +81,10 @@ pub fn sha_hex(data: &[u8]) -> String {
 
 /// Deterministic pseudo-random bytes.
 pub fn bytes(n: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407) | 1;
+    let mut x = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407)
+        | 1;
     let mut v = Vec::with_capacity(n);
     while v.len() < n {
         x ^= x << 13;
@@ -120,14 +123,26 @@ pub fn multipart(style: Style, payload: &str, file: Option<(&str, &str, &[u8])>)
         (Style::Docs, None) => format!("Content-Disposition: name=\"{name}\""),
         (Style::Docs, Some(f)) => format!("Content-Disposition: name=\"{name}\"; filename=\"{f}\""),
         (Style::FormData, None) => format!("Content-Disposition: form-data; name=\"{name}\""),
-        (Style::FormData, Some(f)) => format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\""),
+        (Style::FormData, Some(f)) => {
+            format!("Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"")
+        }
     };
-    b.extend_from_slice(format!("--{BOUNDARY}\r\n{}\r\nContent-Type: text/xml\r\n\r\n", disp("request_payload", None)).as_bytes());
+    b.extend_from_slice(
+        format!(
+            "--{BOUNDARY}\r\n{}\r\nContent-Type: text/xml\r\n\r\n",
+            disp("request_payload", None)
+        )
+        .as_bytes(),
+    );
     b.extend_from_slice(payload.as_bytes());
     b.extend_from_slice(b"\r\n");
     if let Some((name, filename, data)) = file {
         b.extend_from_slice(
-            format!("--{BOUNDARY}\r\n{}\r\nContent-Type: application/octet-stream\r\n\r\n", disp(name, Some(filename))).as_bytes(),
+            format!(
+                "--{BOUNDARY}\r\n{}\r\nContent-Type: application/octet-stream\r\n\r\n",
+                disp(name, Some(filename))
+            )
+            .as_bytes(),
         );
         b.extend_from_slice(data);
         b.extend_from_slice(b"\r\n");
@@ -160,7 +175,9 @@ pub fn pat_body(name: &str, secret: &str, site: &str) -> String {
 }
 
 pub fn password_body(name: &str, password: &str, site: &str) -> String {
-    format!(r#"<tsRequest><credentials name="{name}" password="{password}"><site contentUrl="{site}"/></credentials></tsRequest>"#)
+    format!(
+        r#"<tsRequest><credentials name="{name}" password="{password}"><site contentUrl="{site}"/></credentials></tsRequest>"#
+    )
 }
 
 pub async fn signin_raw(url: &str, body: String) -> (u16, String) {
@@ -191,11 +208,18 @@ impl Session {
         format!("{}/sites/{}/{rest}", self.base, self.site)
     }
     pub async fn get(&self, url: &str) -> (u16, Option<String>, String) {
-        let r = self.http.get(url).header("X-Tableau-Auth", &self.token).send().await.unwrap();
+        let r = self
+            .http
+            .get(url)
+            .header("X-Tableau-Auth", &self.token)
+            .send()
+            .await
+            .unwrap();
         status_code(r).await
     }
     pub async fn projects(&self, query: &str) -> (u16, Option<String>, String) {
-        self.get(&format!("{}?{query}", self.site_url("projects"))).await
+        self.get(&format!("{}?{query}", self.site_url("projects")))
+            .await
     }
     pub async fn initiate(&self) -> String {
         let r = self
@@ -210,7 +234,12 @@ impl Session {
         assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("0"));
         attr(&body, "fileUpload", "uploadSessionId").unwrap()
     }
-    pub async fn append(&self, id: &str, style: Style, data: &[u8]) -> (u16, Option<String>, String) {
+    pub async fn append(
+        &self,
+        id: &str,
+        style: Style,
+        data: &[u8],
+    ) -> (u16, Option<String>, String) {
         let id = id.replace(':', "%3A");
         let r = self
             .http
@@ -229,7 +258,12 @@ impl Session {
         attr(&body, "project", "id").unwrap()
     }
     /// POST …/datasources?{query} with the given multipart body.
-    pub async fn publish_raw(&self, query: &str, style: Style, body: Vec<u8>) -> (u16, Option<String>, String) {
+    pub async fn publish_raw(
+        &self,
+        query: &str,
+        style: Style,
+        body: Vec<u8>,
+    ) -> (u16, Option<String>, String) {
         let r = self
             .http
             .post(format!("{}?{query}", self.site_url("datasources")))
@@ -242,20 +276,50 @@ impl Session {
         status_code(r).await
     }
     /// Single-request publish of `data` as `filename`.
-    pub async fn publish_file(&self, query: &str, name: &str, project: &str, filename: &str, data: &[u8]) -> (u16, Option<String>, String) {
-        let payload = format!(r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#);
-        let body = multipart(Style::FormData, &payload, Some(("tableau_datasource", filename, data)));
+    pub async fn publish_file(
+        &self,
+        query: &str,
+        name: &str,
+        project: &str,
+        filename: &str,
+        data: &[u8],
+    ) -> (u16, Option<String>, String) {
+        let payload = format!(
+            r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#
+        );
+        let body = multipart(
+            Style::FormData,
+            &payload,
+            Some(("tableau_datasource", filename, data)),
+        );
         self.publish_raw(query, Style::FormData, body).await
     }
     /// Commit an upload session.
-    pub async fn commit(&self, query: &str, name: &str, project: &str) -> (u16, Option<String>, String) {
-        let payload = format!(r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#);
-        self.publish_raw(query, Style::Docs, multipart(Style::Docs, &payload, None)).await
+    pub async fn commit(
+        &self,
+        query: &str,
+        name: &str,
+        project: &str,
+    ) -> (u16, Option<String>, String) {
+        let payload = format!(
+            r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#
+        );
+        self.publish_raw(query, Style::Docs, multipart(Style::Docs, &payload, None))
+            .await
     }
 }
 
 pub fn enc(s: &str) -> String {
-    s.replace('%', "%25").replace(':', "%3A").replace(',', "%2C").replace('[', "%5B").replace(']', "%5D").replace(' ', "%20").replace('&', "%26").replace('"', "%22").replace('<', "%3C").replace('>', "%3E")
+    s.replace('%', "%25")
+        .replace(':', "%3A")
+        .replace(',', "%2C")
+        .replace('[', "%5B")
+        .replace(']', "%5D")
+        .replace(' ', "%20")
+        .replace('&', "%26")
+        .replace('"', "%22")
+        .replace('<', "%3C")
+        .replace('>', "%3E")
 }
 
 pub async fn json(r: Response) -> serde_json::Value {
