@@ -9,6 +9,7 @@ pub mod config;
 pub mod error;
 pub mod ffi;
 pub mod filetype;
+pub mod manifest;
 pub mod publish;
 pub mod publisher;
 pub mod spool;

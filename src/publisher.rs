@@ -1,9 +1,12 @@
 //! [`Publisher`]: the Rust API behind the C ABI. Holds the configuration, the spool and the
 //! result; owns a runtime only while publishing.
 
+use std::path::Path;
+
 use crate::config::{Config, Mode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
+use crate::manifest::{resume_command, Manifest};
 use crate::publish::{self, PublishResult};
 use crate::spool::{Sealed, Spool};
 
@@ -33,6 +36,21 @@ impl Publisher {
             spool: Spool::new(&config.spool_dir),
             config,
             state: State::Open,
+            result: None,
+        })
+    }
+
+    /// A publisher for a spool kept by an earlier failed publish, described by `manifest`.
+    /// The spool is checked against the manifest's size and SHA-256 first; settings come from
+    /// `config_json` (which supplies the secrets).
+    pub fn resume(config_json: &str, manifest: &Path) -> Result<Publisher> {
+        let config = Config::from_json(config_json)?;
+        let m = Manifest::read(manifest)?;
+        let spool = Spool::adopt(&m.spool, m.bytes, &m.sha256)?;
+        Ok(Publisher {
+            spool,
+            config,
+            state: State::Failed,
             result: None,
         })
     }
@@ -85,13 +103,24 @@ impl Publisher {
                 self.state = State::Failed;
                 let kept = self.spool.keep().unwrap_or(sealed.path.clone());
                 let stop = if e.message().ends_with('.') { "" } else { "." };
-                Err(e.with_suffix(&format!(
-                    "{stop} The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: tabpub publish --config CONFIG.json --input {}",
-                    sealed.len,
-                    sealed.sha256,
-                    kept.display(),
-                    kept.display()
-                )))
+                let manifest = Manifest::new(&self.config, &sealed, &kept, &e);
+                let suffix = match manifest.write() {
+                    Ok(path) => format!(
+                        "{stop} The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: {}",
+                        sealed.len,
+                        sealed.sha256,
+                        kept.display(),
+                        resume_command(&path)
+                    ),
+                    Err(m) => format!(
+                        "{stop} The data fed ({} bytes, sha256 {}) is kept at {} (its manifest could not be written: {m}); publish it again with: tabpub publish --config CONFIG.json --input {}",
+                        sealed.len,
+                        sealed.sha256,
+                        kept.display(),
+                        kept.display()
+                    ),
+                };
+                Err(e.with_suffix(&suffix))
             }
         }
     }

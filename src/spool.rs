@@ -54,7 +54,8 @@ pub struct Sealed {
 }
 
 impl Spool {
-    /// A spool that will create its file in `dir` on the first non-empty write.
+    /// A spool that will create its file in `dir/tableau-publisher/` (private to the user) on
+    /// the first non-empty write.
     pub fn new(dir: &Path) -> Spool {
         Spool {
             dir: dir.to_owned(),
@@ -64,6 +65,54 @@ impl Spool {
             head: Vec::with_capacity(SNIFF_LEN),
             sha256: None,
         }
+    }
+
+    /// A spool for a file kept by an earlier failed publish, checked against its recorded size
+    /// and SHA-256 (re-read in full) before it is published again.
+    pub fn adopt(path: &Path, len: u64, sha256: &str) -> Result<Spool> {
+        use std::io::Read;
+        let mut file = File::open(path).map_err(|e| {
+            Error::io(
+                &format!("cannot open the kept spool {}", path.display()),
+                &e,
+            )
+        })?;
+        let mut hasher = Sha256::new();
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        let mut buf = vec![0u8; WRITE_BUFFER];
+        let mut total = 0u64;
+        loop {
+            let n = file
+                .read(&mut buf)
+                .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?;
+            if n == 0 {
+                break;
+            }
+            if head.len() < SNIFF_LEN {
+                let take = (SNIFF_LEN - head.len()).min(n);
+                head.extend_from_slice(&buf[..take]);
+            }
+            hasher.update(&buf[..n]);
+            total += n as u64;
+        }
+        let actual = hex(&hasher.finalize());
+        if total != len || actual != sha256 {
+            return Err(Error::new(
+                ErrorKind::Io,
+                format!(
+                    "the kept spool {} has changed since it was kept ({total} bytes, sha256 {actual}; the manifest says {len} bytes, sha256 {sha256}); it is not published",
+                    path.display()
+                ),
+            ));
+        }
+        Ok(Spool {
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            state: State::Kept(path.to_path_buf()),
+            len,
+            hasher: Sha256::new(),
+            head,
+            sha256: Some(actual),
+        })
     }
 
     /// Bytes written so far.
@@ -82,10 +131,11 @@ impl Spool {
             return Ok(());
         }
         if matches!(self.state, State::Empty) {
+            let dir = private_dir(&self.dir)?;
             let file = tempfile::Builder::new()
                 .prefix("tableau-publisher-")
                 .suffix(".spool")
-                .tempfile_in(&self.dir)
+                .tempfile_in(&dir)
                 .map_err(|e| {
                     Error::io(
                         &format!("cannot create a spool file in {}", self.dir.display()),
@@ -189,11 +239,59 @@ impl Spool {
             State::Sealed(p) => p
                 .close()
                 .map_err(|e| Error::io("cannot delete the spool file", &e)),
-            State::Kept(p) => std::fs::remove_file(&p)
-                .map_err(|e| Error::io(&format!("cannot delete {}", p.display()), &e)),
+            State::Kept(p) => {
+                let _ = std::fs::remove_file(manifest_path(&p));
+                std::fs::remove_file(&p)
+                    .map_err(|e| Error::io(&format!("cannot delete {}", p.display()), &e))
+            }
             _ => Ok(()),
         }
     }
+}
+
+/// Where the manifest of a kept spool lives: next to it, with `.json` appended.
+pub fn manifest_path(spool: &Path) -> PathBuf {
+    let mut name = spool.as_os_str().to_owned();
+    name.push(".json");
+    PathBuf::from(name)
+}
+
+/// `dir/tableau-publisher`, created if needed, readable only by the current user (0700).
+fn private_dir(dir: &Path) -> Result<PathBuf> {
+    let private = dir.join("tableau-publisher");
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    match builder.create(&private) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && private.is_dir() => {
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::PermissionsExt;
+                let mode = std::fs::metadata(&private).map(|m| m.permissions().mode() & 0o777);
+                if mode.is_ok_and(|m| m != 0o700) {
+                    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))
+                        .map_err(|e| {
+                            Error::io(
+                                &format!(
+                                    "{} is readable by others and cannot be made private",
+                                    private.display()
+                                ),
+                                &e,
+                            )
+                        })?;
+                }
+            }
+        }
+        Err(e) => {
+            return Err(Error::io(
+                &format!("cannot create the spool directory {}", private.display()),
+                &e,
+            )
+            .with_suffix("; set \"spool_dir\" to a writable directory with enough space"))
+        }
+    }
+    Ok(private)
 }
 
 /// Lowercase hex of bytes.
@@ -236,6 +334,17 @@ mod tests {
         s.write(b"abc").unwrap();
         let sealed = s.seal().unwrap();
         assert_eq!(std::fs::read(&sealed.path).unwrap(), b"Hyper\x08abc");
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+            assert_eq!(mode(&sealed.path), 0o600, "spool file private");
+            assert_eq!(
+                mode(sealed.path.parent().unwrap()),
+                0o700,
+                "spool directory private"
+            );
+        }
         assert_eq!(sealed.len, 9);
         assert_eq!(sealed.sha256, hex(&Sha256::digest(b"Hyper\x08abc")));
         assert!(s.write(b"more").is_err(), "no writes after seal");
@@ -253,6 +362,12 @@ mod tests {
         drop(s);
         assert_eq!(kept, sealed.path);
         assert_eq!(std::fs::read(&kept).unwrap(), b"data");
+        let adopted = Spool::adopt(&kept, 4, &sealed.sha256).unwrap();
+        assert_eq!(adopted.len(), 4);
+        let e = Spool::adopt(&kept, 4, &hex(&Sha256::digest(b"other")))
+            .err()
+            .unwrap();
+        assert!(e.message().contains("has changed"));
     }
 
     #[test]

@@ -8,7 +8,7 @@ mod demo;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -37,6 +37,15 @@ enum Command {
         #[arg(long, default_value = "-")]
         input: String,
     },
+    /// Publish a spool kept by an earlier failed publish, described by its manifest
+    /// (the `.spool.json` file named in the error message).
+    Resume {
+        /// The manifest (`…/tableau-publisher/tableau-publisher-XXXX.spool.json`).
+        manifest: PathBuf,
+        /// The JSON configuration with the credentials (its settings are used as given).
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Start a local Tableau emulator with short-lived sessions, stream an extract slowly,
     /// and show that the publish succeeds because sign-in happens after the data arrived.
     Demo,
@@ -54,14 +63,23 @@ fn fail(e: &Error) -> ExitCode {
     exit_code(e.kind())
 }
 
-fn publish(config: &PathBuf, input: &str) -> Result<String, Error> {
-    let json = std::fs::read_to_string(config).map_err(|e| {
+fn read_config(config: &Path) -> Result<String, Error> {
+    std::fs::read_to_string(config).map_err(|e| {
         Error::new(
             ErrorKind::Config,
             format!("cannot read the config file {}: {e}", config.display()),
         )
-    })?;
-    let mut publisher = Publisher::new(&json)?;
+    })
+}
+
+fn resume(manifest: &Path, config: &Path) -> Result<String, Error> {
+    let mut publisher = Publisher::resume(&read_config(config)?, manifest)?;
+    let result = publisher.finalize_and_publish()?;
+    Ok(serde_json::to_string_pretty(result).expect("result serialises"))
+}
+
+fn publish(config: &Path, input: &str) -> Result<String, Error> {
+    let mut publisher = Publisher::new(&read_config(config)?)?;
     let mut reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {
@@ -95,6 +113,13 @@ fn main() -> ExitCode {
             Ok(json) => {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Resume { manifest, config } => match resume(&manifest, &config) {
+            Ok(json) => {
+                println!("{json}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),

@@ -73,12 +73,27 @@ impl Env {
         d.clone()
     }
 
-    /// Files left in the spool directory.
+    /// Spool files left in the spool directory (`spool_dir/tableau-publisher/*.spool`).
     pub fn spool_files(&self) -> Vec<std::path::PathBuf> {
-        std::fs::read_dir(self.spool.path())
-            .unwrap()
+        self.files_ending(".spool")
+    }
+
+    /// Manifests of kept spools.
+    pub fn manifests(&self) -> Vec<std::path::PathBuf> {
+        self.files_ending(".spool.json")
+    }
+
+    fn files_ending(&self, suffix: &str) -> Vec<std::path::PathBuf> {
+        let dir = self.spool.path().join("tableau-publisher");
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            return Vec::new();
+        };
+        let mut files: Vec<_> = entries
             .map(|e| e.unwrap().path())
-            .collect()
+            .filter(|p| p.to_string_lossy().ends_with(suffix))
+            .collect();
+        files.sort();
+        files
     }
 }
 
@@ -86,7 +101,7 @@ impl Env {
 pub fn extract(len: usize, seed: u64) -> Vec<u8> {
     const HEADER: &[u8] = include_bytes!("../fixtures/sample.hyper");
     let mut out = Vec::with_capacity(len + 8);
-    out.extend_from_slice(&HEADER[..HEADER.len().min(len).max(0)]);
+    out.extend_from_slice(&HEADER[..HEADER.len().min(len)]);
     let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     while out.len() < len {
         x ^= x << 13;
