@@ -77,10 +77,13 @@ enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t
 
 // Publishes everything fed so far: reads server info, signs in (only now), resolves the
 // project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
-// published asynchronously, and signs out. Blocks until done. On success the spool is deleted
-// and `tp_result_json` describes the data source. On failure the spool is kept on disk (its
-// path is in `tp_last_error`) and the call may be repeated; must not be called from inside a
-// tokio runtime.
+// published asynchronously, and signs out. Blocks until done. Signs in again when the session
+// ends mid-way, retries what is safe to retry, restarts an upload whose outcome is unknown,
+// and checks whether a commit applied before sending it again. On success the spool is
+// deleted and `tp_result_json` describes the data source. On failure the spool is kept on
+// disk with a JSON manifest beside it (both paths and the resume command are in
+// `tp_last_error`) and the call may be repeated. Must not be called from inside a tokio
+// runtime.
 enum tp_status tp_finalize_and_publish(struct tp_publisher *p);
 
 // The UTF-8 message of the last failure on handle `p` (Tableau's error code, summary, detail

@@ -217,7 +217,7 @@ impl Publish<'_> {
             Published::Datasource(d) => (Some(d), None),
             Published::Job(job) => {
                 self.refresh_old_session().await?;
-                self.wait_for_job(&job.id).await?;
+                self.wait_for_job(&job.id, &target).await?;
                 let d = find_datasource(
                     api,
                     name,
@@ -414,8 +414,10 @@ impl Publish<'_> {
         }
     }
 
-    async fn wait_for_job(&self, id: &str) -> Result<()> {
-        let done = self
+    /// Waits for the publish job. If its status cannot be read (throttled, network), the data
+    /// source itself tells whether the publish applied.
+    async fn wait_for_job(&self, id: &str, target: &Target) -> Result<()> {
+        let polled = self
             .api
             .wait_for_job(
                 id,
@@ -423,7 +425,20 @@ impl Publish<'_> {
                 Duration::from_secs(30),
                 self.config.job_timeout,
             )
-            .await?;
+            .await;
+        let done = match polled {
+            Ok(done) => done,
+            Err(e) if e.kind() != ErrorKind::Auth => {
+                let window = Duration::from_secs(self.config.retry.commit_verify_secs);
+                return match self.applied_since(target, window).await {
+                    Ok(Some(_)) => Ok(()),
+                    _ => Err(e.with_suffix(&format!(
+                        " Publish job {id} was accepted but its outcome is unknown; check it in Tableau before publishing again."
+                    ))),
+                };
+            }
+            Err(e) => return Err(e),
+        };
         match done.finish_code {
             Some(0) | Some(3) => Ok(()),
             Some(2) => Err(Error::new(

@@ -13,7 +13,7 @@
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
@@ -236,6 +236,26 @@ pub struct LoggedRequest {
     pub auth_session: Option<u64>,
     /// The injected fault applied to this request, if any.
     pub fault: Option<String>,
+    /// Whether the request changed the emulator's state: a sign-in or switchSite created a
+    /// session, a sign-out ended one, an initiate created an upload session, an append stored its
+    /// bytes, a publish was applied or created a job. False for read-only, refused and failed
+    /// requests, and for requests a fault stopped before they were applied.
+    #[serde(default)]
+    pub applied: bool,
+}
+
+/// One upload session (file upload), as the emulator stores it. Committed sessions are kept in
+/// this list (in creation order) even though they can no longer be used.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct UploadSessionInfo {
+    /// `uploadSessionId`.
+    pub id: String,
+    /// Bytes stored so far (only appends that were applied count).
+    pub bytes: u64,
+    /// Number of appends that were applied.
+    pub appends: u32,
+    /// Whether a publish consumed the session.
+    pub committed: bool,
 }
 
 /// A fault to inject. It applies to the `nth`..`nth+times-1` matching requests counted from
@@ -278,10 +298,22 @@ pub enum FaultAction {
     Delay { ms: u64 },
     /// Close the connection without any response, before reading the body.
     Reset,
+    /// Read `after_bytes` bytes of the body (all of it if it is shorter), do not apply the
+    /// request, then close the connection without a response. The client sees a connection error
+    /// while sending (or, for a short body, while waiting for the response).
+    ResetMidBody { after_bytes: u64 },
     /// Read the whole body, apply the request, then close the connection without a response.
     ResetAfterBody,
+    /// Read the whole body and apply the request, then send the status line, the headers (with
+    /// the full `Content-Length`) and the first half of the body, and close the connection. The
+    /// client sees a truncated body. An empty body (204) is not sent at all: the connection is
+    /// closed after the request is applied, like `ResetAfterBody`.
+    ResetMidResponse,
     /// Expire the request's auth session right before handling it.
     ExpireToken,
+    /// End the request's auth session right before handling it, as if the same PAT had signed in
+    /// again elsewhere (a password session is simply ended), so it gets 401 `401002`.
+    KillSession,
     /// The async job created by this request ends with finishCode 1 and these notes.
     FailJob { notes: String },
 }
@@ -375,6 +407,32 @@ impl Emulator {
     /// Expire every live session now; they get `expired_token_code`.
     pub fn expire_all_tokens(&self) {
         self.shared.expire_all_tokens()
+    }
+
+    /// After `n` more REST requests that pass token authentication have been handled, expire
+    /// every session that exists at that moment (one-shot; later sign-ins are unaffected).
+    /// `n == 0` expires them now. A later call replaces a pending schedule.
+    pub fn expire_tokens_after_requests(&self, n: u64) {
+        self.shared.expire_tokens_after_requests(n)
+    }
+
+    /// At `at`, expire every session that exists at that time (one-shot; sessions created later
+    /// are unaffected). A time in the past applies at once to the sessions created before it.
+    /// A later call replaces a pending schedule.
+    pub fn expire_tokens_at(&self, at: SystemTime) {
+        self.shared.expire_tokens_at(at)
+    }
+
+    /// Sign in with the PAT named `pat_name` on the site `site_content_url` (its secret is taken
+    /// from the emulator's users), as another client would. This ends the PAT's current session:
+    /// its token then gets 401 `401002`. Returns false if the site has no such PAT.
+    pub fn sign_in_elsewhere(&self, site_content_url: &str, pat_name: &str) -> bool {
+        self.shared.sign_in_elsewhere(site_content_url, pat_name)
+    }
+
+    /// Every upload session created so far (committed ones included), oldest first.
+    pub fn upload_sessions(&self) -> Vec<UploadSessionInfo> {
+        self.shared.upload_sessions()
     }
 
     /// Change the session lifetime (applies to existing sessions too).

@@ -1,13 +1,16 @@
 //! HTTP layer: connection handling, fault injection, routing and the REST handlers.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{StreamExt, TryStreamExt};
-use http_body_util::{BodyExt, BodyStream, Full};
-use hyper::body::Incoming;
+use http_body_util::{BodyExt, BodyStream};
+use hyper::body::{Body as _, Frame, Incoming, SizeHint};
 use hyper::header::{HeaderMap, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -21,7 +24,82 @@ use crate::xml::{self, attrs, envelope, CONTENT_TYPE_XML};
 use crate::{FaultAction, LoggedRequest};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Resp = Response<Full<Bytes>>;
+type Resp = Response<RespBody>;
+
+/// A response body: the whole of `data`, or (`truncate`) only the bytes in `data` followed, after
+/// a short pause that lets hyper flush them, by an error that makes hyper close the connection.
+pub(crate) struct RespBody {
+    data: Option<Bytes>,
+    truncate: Option<Pin<Box<tokio::time::Sleep>>>,
+}
+
+impl RespBody {
+    fn new(data: impl Into<Bytes>) -> RespBody {
+        RespBody {
+            data: Some(data.into()),
+            truncate: None,
+        }
+    }
+
+    /// `data`, then a pause, then an error.
+    fn truncated(data: Bytes) -> RespBody {
+        RespBody {
+            data: Some(data),
+            truncate: Some(Box::pin(tokio::time::sleep(Duration::from_millis(50)))),
+        }
+    }
+}
+
+impl hyper::body::Body for RespBody {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        if let Some(d) = self.data.take() {
+            if !d.is_empty() {
+                return Poll::Ready(Some(Ok(Frame::data(d))));
+            }
+        }
+        match self.truncate.as_mut() {
+            None => Poll::Ready(None),
+            Some(sleep) => match sleep.as_mut().poll(cx) {
+                Poll::Pending => Poll::Pending,
+                Poll::Ready(()) => {
+                    Poll::Ready(Some(Err("injected fault: response truncated".into())))
+                }
+            },
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.truncate.is_none() && self.data.as_ref().is_none_or(Bytes::is_empty)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match (&self.truncate, &self.data) {
+            // Unknown: the Content-Length header set by the fault is used instead.
+            (Some(_), _) => SizeHint::default(),
+            (None, Some(d)) => SizeHint::with_exact(d.len() as u64),
+            (None, None) => SizeHint::with_exact(0),
+        }
+    }
+}
+
+/// Send the status, the headers (with the full Content-Length) and the first half of the body,
+/// then close the connection.
+fn truncate_response(resp: Resp) -> Resp {
+    let (mut parts, body) = resp.into_parts();
+    let full = body.data.unwrap_or_default();
+    let half = full.slice(..full.len() / 2);
+    parts.headers.insert(
+        hyper::header::CONTENT_LENGTH,
+        HeaderValue::from(full.len() as u64),
+    );
+    Response::from_parts(parts, RespBody::truncated(half))
+}
 
 const PRODUCT_VERSION: &str = "2025.1.0";
 const PRODUCT_BUILD: &str = "20251.25.0312.1200";
@@ -114,6 +192,10 @@ struct Ctx {
     headers: HeaderMap,
     body: Option<Body>,
     auth_serial: Option<u64>,
+    /// The request passed token authentication.
+    authed: bool,
+    /// The request changed the state (see `LoggedRequest::applied`).
+    applied: bool,
     fail_job: Option<String>,
     want_json: bool,
 }
@@ -139,6 +221,7 @@ impl Ctx {
         let mut st = self.sh.lock();
         let a = st.authenticate(token.as_deref(), &self.sh.cfg)?;
         self.auth_serial = Some(a.serial);
+        self.authed = true;
         Ok(a)
     }
 
@@ -201,7 +284,7 @@ fn error_response(e: &ApiError, json: bool) -> Resp {
             CONTENT_TYPE_XML,
         )
     };
-    let mut r = Response::new(Full::new(Bytes::from(body)));
+    let mut r = Response::new(RespBody::new(body));
     *r.status_mut() = status;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(ct));
@@ -214,7 +297,7 @@ fn error_response(e: &ApiError, json: bool) -> Resp {
 }
 
 fn reply_response(r: Reply) -> Resp {
-    let mut resp = Response::new(Full::new(r.body.map(Bytes::from).unwrap_or_default()));
+    let mut resp = Response::new(RespBody::new(r.body.map(Bytes::from).unwrap_or_default()));
     *resp.status_mut() = StatusCode::from_u16(r.status).unwrap_or(StatusCode::OK);
     if r.status != 204 {
         resp.headers_mut()
@@ -257,6 +340,8 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
         headers: parts.headers,
         body: Some(body_stream(incoming, counter.clone())),
         auth_serial: None,
+        authed: false,
+        applied: false,
         fail_job: None,
         want_json,
     };
@@ -282,6 +367,7 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
             body_bytes: counter.load(Ordering::Relaxed),
             auth_session: ctx.auth_serial,
             fault,
+            applied: ctx.applied,
         };
         if sh.log_stderr.load(Ordering::Relaxed) {
             eprintln!(
@@ -302,11 +388,34 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
 
     let mut fault_name = None;
     let mut reset_after = false;
+    let mut truncate = false;
     match fault {
         None => {}
         Some(FaultAction::Reset) => {
             log(&ctx, 0, None, Some("reset".into()));
             return Err("injected fault: reset".into());
+        }
+        Some(FaultAction::ResetMidBody { after_bytes }) => {
+            if let Some(mut b) = ctx.body.take() {
+                while counter.load(Ordering::Relaxed) < after_bytes {
+                    match b.next().await {
+                        Some(Ok(_)) => {}
+                        _ => break,
+                    }
+                }
+            }
+            log(&ctx, 0, None, Some(format!("reset_mid_body:{after_bytes}")));
+            return Err("injected fault: reset mid body".into());
+        }
+        Some(FaultAction::ResetMidResponse) => {
+            truncate = true;
+            fault_name = Some("reset_mid_response".into());
+        }
+        Some(FaultAction::KillSession) => {
+            if let Some(t) = &token {
+                sh.lock().kill_session(t);
+            }
+            fault_name = Some("kill_session".into());
         }
         Some(FaultAction::Error {
             status,
@@ -359,15 +468,25 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
     if let Some(b) = ctx.body.take() {
         drain(b).await;
     }
+    if result.is_err() {
+        ctx.applied = false;
+    }
+    if ctx.authed {
+        sh.lock().count_authenticated_request();
+    }
     let (resp, code) = match result {
         Ok(r) => (reply_response(r), None),
         Err(e) => (error_response(&e, ctx.want_json), Some(e.code.clone())),
     };
-    if reset_after {
+    let empty = resp.body().is_end_stream();
+    if reset_after || (truncate && empty) {
         log(&ctx, 0, code, fault_name);
         return Err("injected fault: reset after body".into());
     }
     log(&ctx, resp.status().as_u16(), code, fault_name);
+    if truncate {
+        return Ok(truncate_response(resp));
+    }
     Ok(resp)
 }
 
@@ -418,6 +537,7 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
             let token = ctx.token().unwrap_or_default();
             ctx.auth()?;
             ctx.sh.lock().sign_out(&token);
+            ctx.applied = true;
             Ok(Reply {
                 status: 204,
                 body: None,
@@ -446,6 +566,7 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
                 .sh
                 .lock()
                 .new_upload(&site, auth.serial, &ctx.sh.data_dir);
+            ctx.applied = true;
             Ok(Reply::xml(
                 201,
                 &format!(
@@ -546,6 +667,7 @@ async fn sign_in(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         st.sign_in(&creds)?
     };
     ctx.auth_serial = Some(serial);
+    ctx.applied = true;
     let cu = ctx
         .sh
         .lock()
@@ -563,6 +685,7 @@ async fn switch_site(ctx: &mut Ctx) -> Result<Reply, ApiError> {
     let cu = xml::parse_switch_site(&text).ok_or_else(ApiError::malformed)?;
     let (t, serial, site_id, user_id) = ctx.sh.lock().switch_site(&token, &auth, &cu)?;
     ctx.auth_serial = Some(serial);
+    ctx.applied = true;
     let cu = ctx
         .sh
         .lock()
@@ -746,6 +869,8 @@ async fn append_upload(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, Api
     data.bytes += file.size;
     data.hasher = file.hasher;
     data.head = file.head;
+    ctx.sh.lock().note_append(&sess.id, data.bytes);
+    ctx.applied = true;
     let mb = ceil_mb(data.bytes).to_string();
     Ok(Reply::xml(
         200,
@@ -1030,9 +1155,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
     if let (Some(g), Some(s)) = (guard.as_mut(), &session) {
         g.consumed = true;
         st.uploads.remove(&s.id);
+        st.note_committed(&s.id);
     }
     if as_job {
         let job = st.add_job(site, pending, cfg.job_duration, ctx.fail_job.take());
+        ctx.applied = true;
         let created = iso8601(st.jobs[&job].created_at);
         drop(st);
         let status = if (200..=202).contains(&cfg.async_publish_status) {
@@ -1062,6 +1189,7 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
             return fail(err.0, &err.1.staged, false);
         }
     };
+    ctx.applied = true;
     let d = st
         .datasources
         .iter()
@@ -1234,11 +1362,31 @@ fn get_job(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
 // ---------------------------------------------------------------- control API
 
 fn json_response(status: u16, v: serde_json::Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
+    let mut r = Response::new(RespBody::new(v.to_string()));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::OK);
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     r
+}
+
+/// Reject a fault the server could not send as asked.
+fn check_fault(f: &crate::Fault) -> Result<(), String> {
+    if let FaultAction::Error {
+        status,
+        retry_after,
+        ..
+    } = &f.action
+    {
+        if !(100..=999).contains(status) {
+            return Err(format!("invalid HTTP status {status}"));
+        }
+        if let Some(ra) = retry_after {
+            if HeaderValue::from_str(ra).is_err() {
+                return Err(format!("invalid Retry-After header value {ra:?}"));
+            }
+        }
+    }
+    Ok(())
 }
 
 async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
@@ -1260,9 +1408,62 @@ async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
             json_response(200, serde_json::to_value(sh.requests()).unwrap_or_default())
         }
         ("POST", "/_emulator/expire-tokens") => {
-            sh.expire_all_tokens();
+            #[derive(serde::Deserialize)]
+            #[serde(deny_unknown_fields)]
+            struct Expire {
+                #[serde(default)]
+                after_requests: Option<u64>,
+                #[serde(default)]
+                at_unix_ms: Option<u64>,
+            }
+            let e = if body.iter().all(u8::is_ascii_whitespace) {
+                Expire {
+                    after_requests: None,
+                    at_unix_ms: None,
+                }
+            } else {
+                match serde_json::from_slice::<Expire>(&body) {
+                    Ok(e) => e,
+                    Err(e) => return bad(e.to_string()),
+                }
+            };
+            match (e.after_requests, e.at_unix_ms) {
+                (None, None) => sh.expire_all_tokens(),
+                (Some(_), Some(_)) => {
+                    return bad("give either after_requests or at_unix_ms, not both".into())
+                }
+                (Some(n), None) => sh.expire_tokens_after_requests(n),
+                (None, Some(ms)) => {
+                    sh.expire_tokens_at(std::time::UNIX_EPOCH + Duration::from_millis(ms))
+                }
+            }
             ok()
         }
+        ("POST", "/_emulator/sign-in-elsewhere") => {
+            #[derive(serde::Deserialize)]
+            struct Elsewhere {
+                #[serde(default)]
+                site: String,
+                pat: String,
+            }
+            match serde_json::from_slice::<Elsewhere>(&body) {
+                Ok(e) => {
+                    if sh.sign_in_elsewhere(&e.site, &e.pat) {
+                        ok()
+                    } else {
+                        json_response(
+                            404,
+                            serde_json::json!({"error": format!("no PAT {:?} on site {:?}", e.pat, e.site)}),
+                        )
+                    }
+                }
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        ("GET", "/_emulator/upload-sessions") => json_response(
+            200,
+            serde_json::to_value(sh.upload_sessions()).unwrap_or_default(),
+        ),
         ("POST", "/_emulator/token-lifetime") => {
             let v: serde_json::Value = match serde_json::from_slice(&body) {
                 Ok(v) => v,
@@ -1277,10 +1478,13 @@ async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
             }
         }
         ("POST", "/_emulator/faults") => match serde_json::from_slice::<crate::Fault>(&body) {
-            Ok(f) => {
-                sh.inject_fault(f);
-                ok()
-            }
+            Ok(f) => match check_fault(&f) {
+                Ok(()) => {
+                    sh.inject_fault(f);
+                    ok()
+                }
+                Err(e) => bad(e),
+            },
             Err(e) => bad(e.to_string()),
         },
         ("DELETE", "/_emulator/faults") => {

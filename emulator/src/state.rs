@@ -13,6 +13,7 @@ use sha2::Sha256;
 use crate::util::{iso8601, new_luid, random_hex32, random_range};
 use crate::{
     Config, DatasourceOp, Fault, FaultAction, LoggedRequest, PublishedDatasource, SeedProject,
+    UploadSessionInfo,
 };
 
 /// A Tableau error response.
@@ -134,6 +135,7 @@ struct Session {
     site_id: String,
     user_id: String,
     created: Instant,
+    created_wall: SystemTime,
     last_used: Instant,
     ended: bool,
     expired: bool,
@@ -256,6 +258,13 @@ pub(crate) struct State {
     next_seq: u64,
     token_ttl: Duration,
     upload_counter: u64,
+    /// Expire all sessions after this many more authenticated requests (one-shot).
+    expire_after: Option<u64>,
+    /// Expire the sessions that exist at this time, then (one-shot).
+    expire_at: Option<SystemTime>,
+    /// Every upload session ever created, in creation order, and the index by id.
+    upload_infos: Vec<UploadSessionInfo>,
+    upload_index: HashMap<String, usize>,
 }
 
 pub(crate) struct Shared {
@@ -283,6 +292,10 @@ impl Shared {
             next_seq: 1,
             token_ttl: cfg.token_ttl,
             upload_counter: random_range(1000, 9000),
+            expire_after: None,
+            expire_at: None,
+            upload_infos: vec![],
+            upload_index: HashMap::new(),
         };
         let now = SystemTime::now();
         for s in &cfg.seed.sites {
@@ -351,10 +364,11 @@ impl Shared {
         }
     }
 
-    /// Lock the state, completing any due jobs first.
+    /// Lock the state, completing any due jobs and a due token-expiry schedule first.
     pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
         let mut g = self.st.lock().unwrap_or_else(|e| e.into_inner());
         g.settle_jobs(&self.data_dir);
+        g.settle_expiry();
         g
     }
 
@@ -373,12 +387,53 @@ impl Shared {
     }
 
     pub(crate) fn expire_all_tokens(&self) {
+        self.lock().expire_sessions(None);
+    }
+
+    pub(crate) fn expire_tokens_after_requests(&self, n: u64) {
         let mut st = self.lock();
-        for s in st.sessions.values_mut() {
-            if !s.ended {
-                s.expired = true;
-            }
+        if n == 0 {
+            st.expire_after = None;
+            st.expire_sessions(None);
+        } else {
+            st.expire_after = Some(n);
         }
+    }
+
+    pub(crate) fn expire_tokens_at(&self, at: SystemTime) {
+        let mut st = self.lock();
+        st.expire_at = Some(at);
+        st.settle_expiry();
+    }
+
+    pub(crate) fn sign_in_elsewhere(&self, site: &str, pat_name: &str) -> bool {
+        let mut st = self.lock();
+        let Some(site_id) = st.site_by_content_url(site).map(|s| s.id.clone()) else {
+            return false;
+        };
+        let secret = st
+            .users
+            .iter()
+            .filter(|u| u.site_id == site_id)
+            .flat_map(|u| u.pats.iter())
+            .find(|(n, _)| n == pat_name)
+            .map(|(_, sec)| sec.clone());
+        let Some(secret) = secret else {
+            return false;
+        };
+        let creds = crate::xml::SignIn {
+            name: None,
+            password: None,
+            pat_name: Some(pat_name.to_owned()),
+            pat_secret: Some(secret),
+            site: site.to_owned(),
+            impersonate: None,
+        };
+        st.sign_in(&creds).is_ok()
+    }
+
+    pub(crate) fn upload_sessions(&self) -> Vec<UploadSessionInfo> {
+        self.lock().upload_infos.clone()
     }
 
     pub(crate) fn set_token_ttl(&self, ttl: Duration) {
@@ -530,6 +585,7 @@ impl State {
                 site_id: site_id.to_owned(),
                 user_id: user_id.to_owned(),
                 created: now,
+                created_wall: SystemTime::now(),
                 last_used: now,
                 ended: false,
                 expired: false,
@@ -643,6 +699,61 @@ impl State {
         self.sessions.get(token.trim()).map(|s| s.serial)
     }
 
+    /// End a session as if its PAT had signed in again elsewhere: a PAT's live session is
+    /// replaced by a new one (whose token nobody knows); any other session is just ended.
+    /// Returns whether the token named a session that was still usable.
+    pub(crate) fn kill_session(&mut self, token: &str) -> bool {
+        let token = token.trim();
+        let Some(s) = self.sessions.get(token) else {
+            return false;
+        };
+        if s.ended {
+            return false;
+        }
+        let (site_id, user_id, pat) = (s.site_id.clone(), s.user_id.clone(), s.pat.clone());
+        let live = pat
+            .as_ref()
+            .is_some_and(|k| self.pat_live.get(k).map(String::as_str) == Some(token));
+        if live {
+            self.new_session(&site_id, &user_id, pat);
+        }
+        if let Some(s) = self.sessions.get_mut(token) {
+            s.ended = true;
+        }
+        true
+    }
+
+    /// Expire the live sessions (those created at or before `created_by`, if given).
+    fn expire_sessions(&mut self, created_by: Option<SystemTime>) {
+        for s in self.sessions.values_mut() {
+            if !s.ended && created_by.is_none_or(|t| s.created_wall <= t) {
+                s.expired = true;
+            }
+        }
+    }
+
+    /// Apply a due `expire_at` schedule.
+    fn settle_expiry(&mut self) {
+        if let Some(at) = self.expire_at {
+            if SystemTime::now() >= at {
+                self.expire_at = None;
+                self.expire_sessions(Some(at));
+            }
+        }
+    }
+
+    /// Count one handled request that passed token authentication (for `expire_after`).
+    pub(crate) fn count_authenticated_request(&mut self) {
+        if let Some(n) = self.expire_after {
+            if n <= 1 {
+                self.expire_after = None;
+                self.expire_sessions(None);
+            } else {
+                self.expire_after = Some(n - 1);
+            }
+        }
+    }
+
     pub(crate) fn expire_session(&mut self, token: &str) {
         if let Some(s) = self.sessions.get_mut(token.trim()) {
             s.expired = true;
@@ -747,7 +858,31 @@ impl State {
             }),
         };
         self.uploads.insert(id.clone(), Arc::new(sess));
+        self.upload_index
+            .insert(id.clone(), self.upload_infos.len());
+        self.upload_infos.push(UploadSessionInfo {
+            id: id.clone(),
+            bytes: 0,
+            appends: 0,
+            committed: false,
+        });
         id
+    }
+
+    /// Record an applied append (`bytes` is the session's new total).
+    pub(crate) fn note_append(&mut self, id: &str, bytes: u64) {
+        if let Some(&i) = self.upload_index.get(id) {
+            let info = &mut self.upload_infos[i];
+            info.bytes = bytes;
+            info.appends += 1;
+        }
+    }
+
+    /// Record that a publish consumed an upload session.
+    pub(crate) fn note_committed(&mut self, id: &str) {
+        if let Some(&i) = self.upload_index.get(id) {
+            self.upload_infos[i].committed = true;
+        }
     }
 
     /// Look up an upload session usable by this caller.

@@ -50,6 +50,9 @@ impl Filter<'_> {
     }
 }
 
+/// Parses one page of a listing.
+type ListParser<T> = fn(&xml::Element) -> std::result::Result<(Pagination, Vec<T>), String>;
+
 /// Counters reported in the result JSON.
 #[derive(Debug, Default, Clone, Copy)]
 pub struct Counters {
@@ -176,8 +179,8 @@ impl Api {
         build: &dyn Fn(Option<&str>) -> Result<RequestBuilder>,
     ) -> Result<Response> {
         let started = Instant::now();
+        // Yields a wait before each retry, then `None` once `max_attempts` are used up.
         let mut backoff = self.policy.backoff().into_iter();
-        backoff.next(); // the first attempt has no wait
         let mut reauthenticated = false;
         let mut attempts = 1u32;
         loop {
@@ -431,7 +434,7 @@ impl Api {
         &self,
         resource: &str,
         terms: &[Filter<'_>],
-        parse: fn(&xml::Element) -> std::result::Result<(Pagination, Vec<T>), String>,
+        parse: ListParser<T>,
     ) -> Result<Vec<T>> {
         let what = format!("Query {resource}");
         let mut out = Vec::new();

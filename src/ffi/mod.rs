@@ -120,10 +120,13 @@ pub unsafe extern "C" fn tp_feed_chunk(
 
 /// Publishes everything fed so far: reads server info, signs in (only now), resolves the
 /// project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
-/// published asynchronously, and signs out. Blocks until done. On success the spool is deleted
-/// and `tp_result_json` describes the data source. On failure the spool is kept on disk (its
-/// path is in `tp_last_error`) and the call may be repeated; must not be called from inside a
-/// tokio runtime.
+/// published asynchronously, and signs out. Blocks until done. Signs in again when the session
+/// ends mid-way, retries what is safe to retry, restarts an upload whose outcome is unknown,
+/// and checks whether a commit applied before sending it again. On success the spool is
+/// deleted and `tp_result_json` describes the data source. On failure the spool is kept on
+/// disk with a JSON manifest beside it (both paths and the resume command are in
+/// `tp_last_error`) and the call may be repeated. Must not be called from inside a tokio
+/// runtime.
 #[no_mangle]
 pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_status {
     ffi_boundary!(panicked(p, "tp_finalize_and_publish"), {
@@ -150,7 +153,7 @@ pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_sta
 /// the same handle (or, for NULL, the thread's next `tp_init`).
 #[no_mangle]
 pub unsafe extern "C" fn tp_last_error(p: *const tp_publisher) -> *const c_char {
-    ffi_boundary!(b"\0".as_ptr().cast(), {
+    ffi_boundary!(c"".as_ptr(), {
         // SAFETY: NULL or a live handle per the contract.
         match unsafe { tp_publisher::from_const_ptr(p) } {
             Some(h) => h.last_error.as_ptr(),
@@ -191,7 +194,7 @@ pub unsafe extern "C" fn tp_free(p: *mut tp_publisher) {
 /// The library version, e.g. "0.1.0". Static; never NULL.
 #[no_mangle]
 pub extern "C" fn tp_version() -> *const c_char {
-    status::VERSION.as_ptr().cast()
+    status::VERSION.as_ptr()
 }
 
 /// The C ABI version this library implements; equals `TP_ABI_VERSION` from the header it was

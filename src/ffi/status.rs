@@ -1,6 +1,6 @@
 //! `tp_status`, its static descriptions, and version information.
 
-use std::ffi::c_char;
+use std::ffi::{c_char, CStr};
 
 use crate::error::ErrorKind;
 
@@ -64,24 +64,24 @@ impl From<ErrorKind> for tp_status {
 }
 
 impl tp_status {
-    /// The static description as a NUL-terminated string.
-    pub(crate) fn describe(self) -> &'static [u8] {
+    /// The static description.
+    pub(crate) fn describe(self) -> &'static CStr {
         match self {
-            tp_status::TP_OK => b"ok\0",
-            tp_status::TP_ERR_INVALID_ARGUMENT => b"invalid argument\0",
-            tp_status::TP_ERR_CONFIG => b"invalid configuration\0",
-            tp_status::TP_ERR_STATE => b"call not allowed in this state\0",
-            tp_status::TP_ERR_IO => b"local I/O error\0",
-            tp_status::TP_ERR_AUTH => b"authentication failed\0",
-            tp_status::TP_ERR_PERMISSION => b"permission denied\0",
-            tp_status::TP_ERR_NOT_FOUND => b"not found\0",
-            tp_status::TP_ERR_CONFLICT => b"conflict\0",
-            tp_status::TP_ERR_RATE_LIMITED => b"rate limited\0",
-            tp_status::TP_ERR_SERVER => b"server error\0",
-            tp_status::TP_ERR_NETWORK => b"network error\0",
-            tp_status::TP_ERR_TIMEOUT => b"timeout\0",
-            tp_status::TP_ERR_CANCELLED => b"cancelled\0",
-            tp_status::TP_ERR_INTERNAL => b"internal error\0",
+            tp_status::TP_OK => c"ok",
+            tp_status::TP_ERR_INVALID_ARGUMENT => c"invalid argument",
+            tp_status::TP_ERR_CONFIG => c"invalid configuration",
+            tp_status::TP_ERR_STATE => c"call not allowed in this state",
+            tp_status::TP_ERR_IO => c"local I/O error",
+            tp_status::TP_ERR_AUTH => c"authentication failed",
+            tp_status::TP_ERR_PERMISSION => c"permission denied",
+            tp_status::TP_ERR_NOT_FOUND => c"not found",
+            tp_status::TP_ERR_CONFLICT => c"conflict",
+            tp_status::TP_ERR_RATE_LIMITED => c"rate limited",
+            tp_status::TP_ERR_SERVER => c"server error",
+            tp_status::TP_ERR_NETWORK => c"network error",
+            tp_status::TP_ERR_TIMEOUT => c"timeout",
+            tp_status::TP_ERR_CANCELLED => c"cancelled",
+            tp_status::TP_ERR_INTERNAL => c"internal error",
         }
     }
 }
@@ -90,7 +90,11 @@ impl tp_status {
 pub const TP_ABI_VERSION: u32 = 1;
 
 /// The crate version, NUL-terminated.
-pub(crate) const VERSION: &[u8] = concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes();
+pub(crate) const VERSION: &CStr =
+    match CStr::from_bytes_with_nul(concat!(env!("CARGO_PKG_VERSION"), "\0").as_bytes()) {
+        Ok(v) => v,
+        Err(_) => panic!("the crate version contains a NUL"),
+    };
 
 /// Static description of a status; unknown values give "unknown status". Never NULL.
 pub(crate) fn status_str(code: i32) -> *const c_char {
@@ -110,7 +114,7 @@ pub(crate) fn status_str(code: i32) -> *const c_char {
         12 => tp_status::TP_ERR_TIMEOUT,
         13 => tp_status::TP_ERR_CANCELLED,
         14 => tp_status::TP_ERR_INTERNAL,
-        _ => return b"unknown status\0".as_ptr().cast(),
+        _ => return c"unknown status".as_ptr(),
     };
-    status.describe().as_ptr().cast()
+    status.describe().as_ptr()
 }
