@@ -109,10 +109,16 @@ pub fn run() -> Result<(), Error> {
     }
     drop(runtime);
 
+    // Tableau Cloud ends sessions after 120 minutes, so a long upload can outlive its token too.
+    // Show that: every session ends after the 4th authenticated request of the publish.
+    emulator.expire_tokens_after_requests(4);
+    println!("[emulator]      will end every session after the next 4 authenticated requests (mid-upload).");
+
     let t = Instant::now();
     let result = publisher.finalize_and_publish()?.clone();
     println!(
-        "[tableau-publisher] signed in after the data was ready and published in {:.1} s:",
+        "[tableau-publisher] signed in after the data was ready, signed in again when the session ended mid-upload ({} sign-ins), and published in {:.1} s:",
+        result.sign_ins,
         t.elapsed().as_secs_f64()
     );
     println!(
