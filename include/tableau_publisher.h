@@ -75,6 +75,13 @@ enum tp_status tp_init(const char *config_json, struct tp_publisher **out);
 // After `tp_finalize_and_publish` has been called, returns `TP_ERR_STATE`.
 enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t len);
 
+// Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
+// place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
+// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. The file is read once
+// here (for its SHA-256), must not change until the publish ends, and is never modified or
+// deleted, whatever the outcome. The caller keeps ownership of `path`.
+enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
+
 // Publishes everything fed so far: reads server info, signs in (only now), resolves the
 // project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
 // published asynchronously, and signs out. Blocks until done. Signs in again when the session

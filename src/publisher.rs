@@ -76,6 +76,32 @@ impl Publisher {
         self.spool.write(data)
     }
 
+    /// Publishes the existing file at `path` in place, without copying it into the spool. Only
+    /// before any data was fed; afterwards nothing else can be fed. The file is read once now
+    /// for its SHA-256, must not change until the publish ends, and is never modified or deleted.
+    pub fn feed_file(&mut self, path: &Path) -> Result<()> {
+        if self.state != State::Open {
+            return Err(Error::new(
+                ErrorKind::State,
+                "cannot feed a file after tp_finalize_and_publish was called on this handle; create a new handle for a new publish",
+            ));
+        }
+        if !self.spool.is_empty() || self.spool.is_external() {
+            return Err(Error::new(
+                ErrorKind::State,
+                "tp_feed_file must be the only input of a handle; this one already has data",
+            ));
+        }
+        if !path.is_file() {
+            return Err(Error::new(
+                ErrorKind::InvalidArgument,
+                format!("{} is not a regular file", path.display()),
+            ));
+        }
+        self.spool = Spool::external(path)?;
+        Ok(())
+    }
+
     /// Signs in, uploads, publishes and signs out. After a failure the spool is kept and this
     /// may be called again; after success, calls fail with [`ErrorKind::State`].
     pub fn finalize_and_publish(&mut self) -> Result<&PublishResult> {
@@ -98,6 +124,15 @@ impl Publisher {
                 let _ = self.spool.remove();
                 self.state = State::Published;
                 Ok(self.result.insert(result))
+            }
+            Err(e) if self.spool.is_external() => {
+                self.state = State::Failed;
+                let stop = if e.message().ends_with('.') { "" } else { "." };
+                Err(e.with_suffix(&format!(
+                    "{stop} The input file {} was not modified; publish it again with: tabpub publish --config CONFIG.json --input {}",
+                    sealed.path.display(),
+                    sealed.path.display()
+                )))
             }
             Err(e) => {
                 self.state = State::Failed;

@@ -26,6 +26,8 @@ enum State {
     Sealed(TempPath),
     /// Complete and kept on disk after a failure; never deleted automatically.
     Kept(PathBuf),
+    /// The host's own file, published in place: never written, moved or deleted.
+    External(PathBuf),
     /// Removed after a successful publish.
     Removed,
 }
@@ -115,6 +117,25 @@ impl Spool {
         })
     }
 
+    /// A spool that is the host's existing file, published in place (no copy). The file is
+    /// read once here for its SHA-256; it is never modified or deleted.
+    pub fn external(path: &Path) -> Result<Spool> {
+        let (len, sha256, head) = digest_file(path)?;
+        Ok(Spool {
+            dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+            state: State::External(path.to_path_buf()),
+            len,
+            hasher: Sha256::new(),
+            head,
+            sha256: Some(sha256),
+        })
+    }
+
+    /// Whether the spool is the host's own file.
+    pub fn is_external(&self) -> bool {
+        matches!(self.state, State::External(_))
+    }
+
     /// Bytes written so far.
     pub fn len(&self) -> u64 {
         self.len
@@ -148,7 +169,7 @@ impl Spool {
         let State::Writing(w) = &mut self.state else {
             return Err(Error::new(
                 ErrorKind::State,
-                "the spool is already complete; feed data before finalizing",
+                "cannot add data: the input is already complete (a file given with tp_feed_file, or already finalized)",
             ));
         };
         w.write_all(data).map_err(|e| {
@@ -185,8 +206,14 @@ impl Spool {
             self.sha256 = Some(hex(&digest));
         }
         let path = match &self.state {
+            State::External(p) if self.len == 0 => {
+                return Err(Error::new(
+                    ErrorKind::State,
+                    format!("nothing to publish: {} is empty", p.display()),
+                ))
+            }
             State::Sealed(p) => p.to_path_buf(),
-            State::Kept(p) => p.clone(),
+            State::Kept(p) | State::External(p) => p.clone(),
             State::Empty => {
                 return Err(Error::new(
                     ErrorKind::State,
@@ -226,6 +253,10 @@ impl Spool {
                 self.state = State::Kept(p.clone());
                 Some(p)
             }
+            State::External(p) => {
+                self.state = State::External(p.clone());
+                Some(p)
+            }
             other => {
                 self.state = other;
                 None
@@ -233,8 +264,11 @@ impl Spool {
         }
     }
 
-    /// Deletes the file after a successful publish.
+    /// Deletes the file after a successful publish (never the host's own file).
     pub fn remove(&mut self) -> Result<()> {
+        if self.is_external() {
+            return Ok(());
+        }
         match std::mem::replace(&mut self.state, State::Removed) {
             State::Sealed(p) => p
                 .close()
@@ -247,6 +281,32 @@ impl Spool {
             _ => Ok(()),
         }
     }
+}
+
+/// Reads a file once: its length, SHA-256 (hex) and first bytes.
+fn digest_file(path: &Path) -> Result<(u64, String, Vec<u8>)> {
+    use std::io::Read;
+    let mut file =
+        File::open(path).map_err(|e| Error::io(&format!("cannot open {}", path.display()), &e))?;
+    let mut hasher = Sha256::new();
+    let mut head = Vec::with_capacity(SNIFF_LEN);
+    let mut buf = vec![0u8; WRITE_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(Error::io(&format!("cannot read {}", path.display()), &e)),
+        };
+        if head.len() < SNIFF_LEN {
+            let take = (SNIFF_LEN - head.len()).min(n);
+            head.extend_from_slice(&buf[..take]);
+        }
+        hasher.update(&buf[..n]);
+        total += n as u64;
+    }
+    Ok((total, hex(&hasher.finalize()), head))
 }
 
 /// Where the manifest of a kept spool lives: next to it, with `.json` appended.

@@ -65,6 +65,11 @@ fn run(binary: &Path, env: &Env, name: &str) {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     let stored = env.datasource("From C");
     assert_eq!(stored.sha256, sha);
+    assert_eq!(
+        env.datasource("From F").sha256,
+        sha,
+        "published in place with tp_feed_file"
+    );
 }
 
 #[test]

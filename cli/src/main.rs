@@ -33,7 +33,8 @@ enum Command {
         /// The JSON configuration (same keys as tp_init; see the README).
         #[arg(long)]
         config: PathBuf,
-        /// The data source file; `-` (the default) reads standard input.
+        /// The data source file, published in place (no copy); `-` (the default) reads
+        /// standard input through the spool.
         #[arg(long, default_value = "-")]
         input: String,
     },
@@ -80,6 +81,13 @@ fn resume(manifest: &Path, config: &Path) -> Result<String, Error> {
 
 fn publish(config: &Path, input: &str) -> Result<String, Error> {
     let mut publisher = Publisher::new(&read_config(config)?)?;
+    // A regular file is published in place; a pipe or stdin is streamed through the spool.
+    let path = Path::new(input);
+    if input != "-" && path.is_file() {
+        publisher.feed_file(path)?;
+        let result = publisher.finalize_and_publish()?;
+        return Ok(serde_json::to_string_pretty(result).expect("result serialises"));
+    }
     let mut reader: Box<dyn Read> = if input == "-" {
         Box::new(io::stdin().lock())
     } else {

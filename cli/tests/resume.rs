@@ -14,6 +14,15 @@ fn tabpub(args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// `tabpub publish --config CONFIG` with the data on standard input (so it goes through the spool).
+fn tabpub_stdin(config: &Path, input: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tabpub"))
+        .args(["publish", "--config", config.to_str().unwrap()])
+        .stdin(std::fs::File::open(input).unwrap())
+        .output()
+        .unwrap()
+}
+
 fn sha256_hex(data: &[u8]) -> String {
     Sha256::digest(data)
         .iter()
@@ -63,13 +72,7 @@ fn failed_publish_is_resumed_byte_exact() {
             retry_after: None,
         },
     });
-    let out = tabpub(&[
-        "publish",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let out = tabpub_stdin(&config, &input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(10), "TP_ERR_SERVER: {stderr}");
     assert!(
@@ -155,13 +158,7 @@ fn resume_refuses_a_changed_spool() {
             retry_after: None,
         },
     });
-    let out = tabpub(&[
-        "publish",
-        "--config",
-        config.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
+    let out = tabpub_stdin(&config, &input);
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -180,4 +177,38 @@ fn resume_refuses_a_changed_spool() {
     assert_eq!(out.status.code(), Some(4), "TP_ERR_IO");
     assert!(String::from_utf8_lossy(&out.stderr).contains("has changed"));
     assert!(emu.datasources().is_empty());
+}
+
+#[test]
+fn a_file_is_published_in_place_and_left_alone() {
+    let emu = Emulator::start(Config::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
+    let config = write_config(dir.path(), &emu.url(), &spool);
+    let input = dir.path().join("x.hyper");
+    let data = include_bytes!("../../tests/fixtures/sample.hyper");
+    std::fs::write(&input, data).unwrap();
+    let out = tabpub(&[
+        "publish",
+        "--config",
+        config.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(emu.datasources()[0].sha256, sha256_hex(data));
+    assert_eq!(
+        std::fs::read(&input).unwrap(),
+        data,
+        "the input file is untouched"
+    );
+    assert!(
+        !spool.join("tableau-publisher").exists(),
+        "no spool copy was made"
+    );
 }

@@ -118,6 +118,35 @@ pub unsafe extern "C" fn tp_feed_chunk(
     })
 }
 
+/// Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
+/// place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
+/// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. The file is read once
+/// here (for its SHA-256), must not change until the publish ends, and is never modified or
+/// deleted, whatever the outcome. The caller keeps ownership of `path`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char) -> tp_status {
+    ffi_boundary!(panicked(p, "tp_feed_file"), {
+        // SAFETY: NULL or a live handle per the contract.
+        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
+            return null_handle("tp_feed_file");
+        };
+        h.last_error = Default::default();
+        if path.is_null() {
+            h.last_error = to_cstring("tp_feed_file: path is NULL");
+            return tp_status::TP_ERR_INVALID_ARGUMENT;
+        }
+        // SAFETY: non-NULL and NUL-terminated per the contract.
+        let Ok(path) = (unsafe { CStr::from_ptr(path) }).to_str() else {
+            h.last_error = to_cstring("tp_feed_file: path is not valid UTF-8");
+            return tp_status::TP_ERR_INVALID_ARGUMENT;
+        };
+        match h.inner.feed_file(std::path::Path::new(path)) {
+            Ok(()) => tp_status::TP_OK,
+            Err(e) => fail(h, &e),
+        }
+    })
+}
+
 /// Publishes everything fed so far: reads server info, signs in (only now), resolves the
 /// project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
 /// published asynchronously, and signs out. Blocks until done. Signs in again when the session

@@ -99,7 +99,33 @@ int main(int argc, char **argv) {
     tp_free(p);
     p = NULL;
 
+    /* A file the host already has, published in place. */
+    make_config(url, spool, "");
+    {
+        char *c = strstr(config, "From C");
+        memcpy(c, "From F", 6);
+    }
+    CHECK(tp_init(config, &p) == TP_OK, "init for feed_file");
+    CHECK(tp_feed_file(p, NULL) == TP_ERR_INVALID_ARGUMENT, "feed_file NULL path");
+    CHECK(tp_feed_file(NULL, input) == TP_ERR_INVALID_ARGUMENT, "feed_file NULL handle");
+    CHECK(tp_feed_file(p, "/nonexistent/extract.hyper") != TP_OK, "feed_file missing file");
+    CHECK(tp_feed_file(p, input) == TP_OK, "feed_file");
+    CHECK(tp_feed_chunk(p, (const uint8_t *)"x", 1) == TP_ERR_STATE, "no chunks after feed_file");
+    rc = tp_finalize_and_publish(p);
+    CHECK(rc == TP_OK, "finalize feed_file");
+    if (rc != TP_OK) fprintf(stderr, "  error: %s\n", tp_last_error(p));
+    result = tp_result_json(p);
+    CHECK(result != NULL && strstr(result, sha) != NULL, "feed_file result has the sha256");
+    {
+        FILE *still = fopen(input, "rb");
+        CHECK(still != NULL, "input file still exists");
+        if (still) fclose(still);
+    }
+    tp_free(p);
+    p = NULL;
+
     /* A server-side refusal: same name again in create_new mode. */
+    make_config(url, spool, "");
     CHECK(tp_init(config, &p) == TP_OK, "init again");
     CHECK(feed_file(p, input, 65536) == 0, "feed again");
     CHECK(tp_finalize_and_publish(p) == TP_ERR_CONFLICT, "name clash is TP_ERR_CONFLICT");
