@@ -86,13 +86,19 @@ impl Settings {
 
 impl Manifest {
     /// Describes a kept spool after `error`.
-    pub fn new(config: &Config, sealed: &Sealed, kept: &Path, error: &Error) -> Manifest {
+    pub fn new(
+        config: &Config,
+        sealed: &Sealed,
+        sha256: &str,
+        kept: &Path,
+        error: &Error,
+    ) -> Manifest {
         let manifest = manifest_path(kept);
         Manifest {
             format: FORMAT.into(),
             spool: kept.to_path_buf(),
             bytes: sealed.len,
-            sha256: sealed.sha256.clone(),
+            sha256: sha256.to_owned(),
             failed_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
             status: crate::ffi::tp_status::from(error.kind()) as i32,
             error: error.message().to_owned(),

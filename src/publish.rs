@@ -12,7 +12,7 @@ use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::client::api::{Filter, PublishParams};
-use crate::client::multipart::FilePart;
+use crate::client::multipart::{read_ahead, FilePart, PassHash};
 use crate::client::retry::{self, RetryPolicy};
 use crate::client::xml::{Datasource, Published};
 use crate::client::{http::Http, Api};
@@ -196,9 +196,10 @@ impl Publish<'_> {
         };
 
         self.refresh_old_session().await?;
-        let (published, chunks) = if chunked {
+        let (published, chunks, hash) = if chunked {
             self.upload_and_commit(&target, params, &payload).await?
         } else {
+            let hash = PassHash::new();
             let filename = format!("{}.{}", ascii_file_stem(name), self.file_type.as_str());
             let file = FilePart {
                 name: "tableau_datasource",
@@ -207,10 +208,18 @@ impl Publish<'_> {
                 offset: 0,
                 len: sealed.len,
             };
-            match self.commit(&target, &params, &payload, Some(file)).await? {
-                Commit::Done(p) => (p, 0),
+            match self
+                .commit(&target, &params, &payload, Some(file), &hash)
+                .await?
+            {
+                Commit::Done(p) => (p, 0, hash),
                 Commit::SessionGone(e) => return Err(e),
             }
+        };
+        // The hash of the bytes as they were sent; read back only if no pass hashed them all.
+        let sha256 = match hash.finish(sealed.len) {
+            Some(h) => h,
+            None => sealed.digest()?,
         };
 
         let (datasource, job_id) = match published {
@@ -238,7 +247,7 @@ impl Publish<'_> {
             project_id: target.project_id,
             site_id: api.site_id().unwrap_or_default(),
             bytes: sealed.len,
-            sha256: sealed.sha256.clone(),
+            sha256,
             file_type: self.file_type,
             mode: mode_name(config.mode),
             chunked,
@@ -267,7 +276,7 @@ impl Publish<'_> {
         target: &Target,
         params: PublishParams<'_>,
         payload: &str,
-    ) -> Result<(Published, u64)> {
+    ) -> Result<(Published, u64, PassHash)> {
         let (api, sealed) = (self.api, self.sealed);
         let chunk = self
             .config
@@ -278,11 +287,16 @@ impl Publish<'_> {
         let mut restarts = 0;
         loop {
             let session = api.initiate_upload().await?;
+            let hash = PassHash::new();
             let mut offset = 0;
             let mut failure = None;
             while offset < sealed.len {
                 let len = chunk.min(sealed.len - offset);
-                match api.append(&session, &sealed.path, offset, len).await {
+                let next = offset + len;
+                if next < sealed.len {
+                    read_ahead(&sealed.path, next, chunk.min(sealed.len - next));
+                }
+                match api.append(&session, &sealed.path, offset, len, &hash).await {
                     Ok(_) => {
                         offset += len;
                         chunks += 1;
@@ -302,8 +316,8 @@ impl Publish<'_> {
                         upload_session_id: Some(&session),
                         ..params
                     };
-                    match self.commit(target, &commit, payload, None).await? {
-                        Commit::Done(p) => return Ok((p, chunks)),
+                    match self.commit(target, &commit, payload, None, &hash).await? {
+                        Commit::Done(p) => return Ok((p, chunks, hash)),
                         Commit::SessionGone(e) => e,
                     }
                 }
@@ -325,11 +339,12 @@ impl Publish<'_> {
         params: &PublishParams<'_>,
         payload: &str,
         file: Option<FilePart<'_>>,
+        hash: &PassHash,
     ) -> Result<Commit> {
         let api = self.api;
         self.wait_for_distinct_timestamp(target).await;
         let sign_ins_before = api.counters().sign_ins;
-        let first = match api.publish_datasource(params, payload, file).await {
+        let first = match api.publish_datasource(params, payload, file, hash).await {
             Ok(p) => return Ok(Commit::Done(p)),
             Err(e) => e,
         };
@@ -355,7 +370,7 @@ impl Publish<'_> {
         if let Some(d) = self.applied_since(target, window).await? {
             return Ok(Commit::Done(Published::Datasource(d)));
         }
-        match api.publish_datasource(params, payload, file).await {
+        match api.publish_datasource(params, payload, file, hash).await {
             Ok(p) => Ok(Commit::Done(p)),
             Err(e) if uploaded && e.http_status() == Some(404) => Ok(Commit::SessionGone(e)),
             Err(e) => match self.applied_since(target, Duration::ZERO).await? {

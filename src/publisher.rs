@@ -77,8 +77,9 @@ impl Publisher {
     }
 
     /// Publishes the existing file at `path` in place, without copying it into the spool. Only
-    /// before any data was fed; afterwards nothing else can be fed. The file is read once now
-    /// for its SHA-256, must not change until the publish ends, and is never modified or deleted.
+    /// before any data was fed; afterwards nothing else can be fed. Its SHA-256 is computed
+    /// while it is uploaded; it must not change until the publish ends, and is never modified
+    /// or deleted.
     pub fn feed_file(&mut self, path: &Path) -> Result<()> {
         if self.state != State::Open {
             return Err(Error::new(
@@ -138,19 +139,27 @@ impl Publisher {
                 self.state = State::Failed;
                 let kept = self.spool.keep().unwrap_or(sealed.path.clone());
                 let stop = if e.message().ends_with('.') { "" } else { "." };
-                let manifest = Manifest::new(&self.config, &sealed, &kept, &e);
+                let sha256 =
+                    match sealed.digest() {
+                        Ok(d) => d,
+                        Err(d) => return Err(e.with_suffix(&format!(
+                            "{stop} The data fed is kept at {} but could not be read back ({d}).",
+                            kept.display()
+                        ))),
+                    };
+                let manifest = Manifest::new(&self.config, &sealed, &sha256, &kept, &e);
                 let suffix = match manifest.write() {
                     Ok(path) => format!(
                         "{stop} The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: {}",
                         sealed.len,
-                        sealed.sha256,
+                        sha256,
                         kept.display(),
                         resume_command(&path)
                     ),
                     Err(m) => format!(
                         "{stop} The data fed ({} bytes, sha256 {}) is kept at {} (its manifest could not be written: {m}); publish it again with: tabpub publish --config CONFIG.json --input {}",
                         sealed.len,
-                        sealed.sha256,
+                        sha256,
                         kept.display(),
                         kept.display()
                     ),

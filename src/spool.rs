@@ -37,7 +37,6 @@ pub struct Spool {
     dir: PathBuf,
     state: State,
     len: u64,
-    hasher: Sha256,
     head: Vec<u8>,
     sha256: Option<String>,
 }
@@ -49,8 +48,9 @@ pub struct Sealed {
     pub path: PathBuf,
     /// How many bytes.
     pub len: u64,
-    /// SHA-256 of the bytes, lowercase hex.
-    pub sha256: String,
+    /// SHA-256 of the bytes, lowercase hex, when already known (a resumed spool). Otherwise it
+    /// is computed while the bytes are uploaded, or by [`Sealed::digest`].
+    pub sha256: Option<String>,
     /// The first bytes, for recognising the file type.
     pub head: Vec<u8>,
 }
@@ -63,7 +63,6 @@ impl Spool {
             dir: dir.to_owned(),
             state: State::Empty,
             len: 0,
-            hasher: Sha256::new(),
             head: Vec::with_capacity(SNIFF_LEN),
             sha256: None,
         }
@@ -72,32 +71,7 @@ impl Spool {
     /// A spool for a file kept by an earlier failed publish, checked against its recorded size
     /// and SHA-256 (re-read in full) before it is published again.
     pub fn adopt(path: &Path, len: u64, sha256: &str) -> Result<Spool> {
-        use std::io::Read;
-        let mut file = File::open(path).map_err(|e| {
-            Error::io(
-                &format!("cannot open the kept spool {}", path.display()),
-                &e,
-            )
-        })?;
-        let mut hasher = Sha256::new();
-        let mut head = Vec::with_capacity(SNIFF_LEN);
-        let mut buf = vec![0u8; WRITE_BUFFER];
-        let mut total = 0u64;
-        loop {
-            let n = file
-                .read(&mut buf)
-                .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?;
-            if n == 0 {
-                break;
-            }
-            if head.len() < SNIFF_LEN {
-                let take = (SNIFF_LEN - head.len()).min(n);
-                head.extend_from_slice(&buf[..take]);
-            }
-            hasher.update(&buf[..n]);
-            total += n as u64;
-        }
-        let actual = hex(&hasher.finalize());
+        let (total, actual, head) = digest_file(path)?;
         if total != len || actual != sha256 {
             return Err(Error::new(
                 ErrorKind::Io,
@@ -111,23 +85,31 @@ impl Spool {
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             state: State::Kept(path.to_path_buf()),
             len,
-            hasher: Sha256::new(),
             head,
             sha256: Some(actual),
         })
     }
 
-    /// A spool that is the host's existing file, published in place (no copy). The file is
-    /// read once here for its SHA-256; it is never modified or deleted.
+    /// A spool that is the host's existing file, published in place (no copy). Only its first
+    /// bytes are read now; it is never modified or deleted.
     pub fn external(path: &Path) -> Result<Spool> {
-        let (len, sha256, head) = digest_file(path)?;
+        use std::io::Read;
+        let file = File::open(path)
+            .map_err(|e| Error::io(&format!("cannot open {}", path.display()), &e))?;
+        let len = file
+            .metadata()
+            .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?
+            .len();
+        let mut head = Vec::with_capacity(SNIFF_LEN);
+        file.take(SNIFF_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?;
         Ok(Spool {
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             state: State::External(path.to_path_buf()),
             len,
-            hasher: Sha256::new(),
             head,
-            sha256: Some(sha256),
+            sha256: None,
         })
     }
 
@@ -179,7 +161,6 @@ impl Spool {
             )
             .with_suffix(" (is the disk full? set \"spool_dir\" to a volume with enough space)")
         })?;
-        self.hasher.update(data);
         if self.head.len() < SNIFF_LEN {
             let take = (SNIFF_LEN - self.head.len()).min(data.len());
             self.head.extend_from_slice(&data[..take]);
@@ -202,8 +183,6 @@ impl Spool {
                 .sync_data()
                 .map_err(|e| Error::io("cannot flush the spool file", &e))?;
             self.state = State::Sealed(file.into_temp_path());
-            let digest = std::mem::take(&mut self.hasher).finalize();
-            self.sha256 = Some(hex(&digest));
         }
         let path = match &self.state {
             State::External(p) if self.len == 0 => {
@@ -230,7 +209,7 @@ impl Spool {
         Ok(Sealed {
             path,
             len: self.len,
-            sha256: self.sha256.clone().unwrap_or_default(),
+            sha256: self.sha256.clone(),
             head: self.head.clone(),
         })
     }
@@ -283,8 +262,18 @@ impl Spool {
     }
 }
 
+impl Sealed {
+    /// The SHA-256 of the bytes: the known one, or computed now by reading the file.
+    pub fn digest(&self) -> Result<String> {
+        match &self.sha256 {
+            Some(s) => Ok(s.clone()),
+            None => digest_file(&self.path).map(|(_, sha, _)| sha),
+        }
+    }
+}
+
 /// Reads a file once: its length, SHA-256 (hex) and first bytes.
-fn digest_file(path: &Path) -> Result<(u64, String, Vec<u8>)> {
+pub(crate) fn digest_file(path: &Path) -> Result<(u64, String, Vec<u8>)> {
     use std::io::Read;
     let mut file =
         File::open(path).map_err(|e| Error::io(&format!("cannot open {}", path.display()), &e))?;
@@ -406,7 +395,10 @@ mod tests {
             );
         }
         assert_eq!(sealed.len, 9);
-        assert_eq!(sealed.sha256, hex(&Sha256::digest(b"Hyper\x08abc")));
+        assert_eq!(
+            sealed.digest().unwrap(),
+            hex(&Sha256::digest(b"Hyper\x08abc"))
+        );
         assert!(s.write(b"more").is_err(), "no writes after seal");
         s.remove().unwrap();
         assert!(!sealed.path.exists());
@@ -422,7 +414,7 @@ mod tests {
         drop(s);
         assert_eq!(kept, sealed.path);
         assert_eq!(std::fs::read(&kept).unwrap(), b"data");
-        let adopted = Spool::adopt(&kept, 4, &sealed.sha256).unwrap();
+        let adopted = Spool::adopt(&kept, 4, &sealed.digest().unwrap()).unwrap();
         assert_eq!(adopted.len(), 4);
         let e = Spool::adopt(&kept, 4, &hex(&Sha256::digest(b"other")))
             .err()

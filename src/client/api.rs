@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder};
 
 use super::http::{Http, Response};
-use super::multipart::{self, FilePart};
+use super::multipart::{self, FilePart, PassHash};
 use super::retry::{self, Retry, RetryPolicy};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
 use crate::config::{parse_version, Auth};
@@ -477,6 +477,7 @@ impl Api {
         file: &Path,
         offset: u64,
         len: u64,
+        hash: &PassHash,
     ) -> Result<FileUpload> {
         let what = format!("Append to File Upload (bytes {offset}..{})", offset + len);
         let path = self.site_path(&format!(
@@ -492,7 +493,7 @@ impl Api {
         };
         let resp = self
             .call(&what, Kind::StateChanging, true, &|t| {
-                let body = multipart::body("", Some(part))?;
+                let body = multipart::body("", Some(part), Some(hash.clone()))?;
                 Ok(self
                     .with_token(Method::PUT, &path, t)
                     .header(CONTENT_TYPE, body.content_type)
@@ -509,6 +510,7 @@ impl Api {
         params: &PublishParams<'_>,
         payload_xml: &str,
         file: Option<FilePart<'_>>,
+        hash: &PassHash,
     ) -> Result<Published> {
         let what = "Publish Data Source";
         let mut query = format!("?overwrite={}&asJob={}", params.overwrite, params.as_job);
@@ -525,7 +527,7 @@ impl Api {
         let path = self.site_path(&format!("/datasources{query}"))?;
         let resp = self
             .call(what, Kind::StateChanging, true, &|t| {
-                let body = multipart::body(payload_xml, file)?;
+                let body = multipart::body(payload_xml, file, Some(hash.clone()))?;
                 Ok(self
                     .with_token(Method::POST, &path, t)
                     .header(CONTENT_TYPE, body.content_type)

@@ -1,21 +1,24 @@
-//! `multipart/mixed` bodies as Tableau expects them, streamed from the spool: the framing is
-//! built in memory, the file bytes are read from disk piece by piece while the request is sent.
+//! `multipart/mixed` bodies as Tableau expects them, streamed from disk: the framing is built in
+//! memory; the file bytes are read by a blocking reader thread a few pieces ahead of the socket
+//! (and hashed on the way), so disk, hashing and network overlap and memory stays bounded.
 
 use std::collections::hash_map::RandomState;
+use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
-use std::io::SeekFrom;
-use std::path::Path;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use futures_util::stream::{self, StreamExt, TryStreamExt};
-use std::io::Seek;
-
-use tokio::io::AsyncReadExt;
+use futures_util::stream::{self, StreamExt};
+use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
 
 /// Bytes read from disk per piece of a streamed body.
 const PIECE: usize = 1024 * 1024;
+/// Pieces read ahead of the socket.
+const READ_AHEAD: usize = 4;
 
 /// A slice of a file to send as the file part.
 #[derive(Clone, Copy)]
@@ -30,6 +33,40 @@ pub struct FilePart<'a> {
     pub offset: u64,
     /// How many bytes.
     pub len: u64,
+}
+
+/// The SHA-256 of the bytes one upload pass sends, fed in file order and each byte once,
+/// whichever attempt of a request reads it.
+#[derive(Clone, Default)]
+pub struct PassHash(Arc<Mutex<HashState>>);
+
+#[derive(Default)]
+struct HashState {
+    sha: Sha256,
+    next: u64,
+}
+
+impl PassHash {
+    /// A hash of nothing yet.
+    pub fn new() -> PassHash {
+        PassHash::default()
+    }
+
+    fn offer(&self, offset: u64, data: &[u8]) {
+        let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let end = offset + data.len() as u64;
+        if offset <= s.next && end > s.next {
+            let skip = (s.next - offset) as usize;
+            s.sha.update(&data[skip..]);
+            s.next = end;
+        }
+    }
+
+    /// The hex SHA-256 if exactly `len` bytes were hashed, in order.
+    pub fn finish(&self, len: u64) -> Option<String> {
+        let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        (s.next == len).then(|| crate::spool::hex(&s.sha.clone().finalize()))
+    }
 }
 
 /// A ready-to-send body.
@@ -49,9 +86,64 @@ fn boundary() -> String {
     format!("tp-{a:016x}{:016x}", h.finish())
 }
 
+/// Asks the kernel to start reading a range we will send next (no-op where unsupported).
+pub fn read_ahead(path: &Path, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    if let Ok(f) = File::open(path) {
+        use std::os::fd::AsRawFd;
+        // SAFETY: a valid open descriptor; fadvise only hints the page cache.
+        unsafe {
+            libc::posix_fadvise(
+                f.as_raw_fd(),
+                offset as libc::off_t,
+                len as libc::off_t,
+                libc::POSIX_FADV_WILLNEED,
+            );
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = (path, offset, len);
+}
+
+/// Reads `len` bytes of `path` from `offset` on a blocking thread, a few pieces ahead.
+fn file_pieces(
+    path: PathBuf,
+    offset: u64,
+    len: u64,
+    hash: Option<PassHash>,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
+    tokio::task::spawn_blocking(move || {
+        let read = || -> std::io::Result<()> {
+            let mut f = File::open(&path)?;
+            f.seek(SeekFrom::Start(offset))?;
+            let (mut at, end) = (offset, offset + len);
+            while at < end {
+                let n = (end - at).min(PIECE as u64) as usize;
+                let mut buf = vec![0u8; n];
+                f.read_exact(&mut buf)?;
+                if let Some(h) = &hash {
+                    h.offer(at, &buf);
+                }
+                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                    return Ok(()); // the request ended; stop reading
+                }
+                at += n as u64;
+            }
+            Ok(())
+        };
+        if let Err(e) = read() {
+            let _ = tx.blocking_send(Err(e));
+        }
+    });
+    stream::unfold(rx, |mut rx| async move {
+        rx.recv().await.map(|item| (item, rx))
+    })
+}
+
 /// Builds the two-part body: `request_payload` (text/xml) and, optionally, the file part.
 /// Called again for every attempt: a streamed body cannot be replayed.
-pub fn body(payload_xml: &str, file: Option<FilePart<'_>>) -> Result<Body> {
+pub fn body(payload_xml: &str, file: Option<FilePart<'_>>, hash: Option<PassHash>) -> Result<Body> {
     let boundary = boundary();
     let mut head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"request_payload\"\r\nContent-Type: text/xml\r\n\r\n{payload_xml}\r\n"
@@ -73,31 +165,41 @@ pub fn body(payload_xml: &str, file: Option<FilePart<'_>>) -> Result<Body> {
     ));
     let tail = format!("\r\n{tail}");
     let content_length = head.len() as u64 + file.len + tail.len() as u64;
-
-    let mut f = std::fs::File::open(file.path).map_err(|e| {
+    // Fail here, with a clear message, rather than inside the stream.
+    File::open(file.path).map_err(|e| {
         Error::io(
             &format!("cannot open the spool file {}", file.path.display()),
             &e,
         )
     })?;
-    f.seek(SeekFrom::Start(file.offset))
-        .map_err(|e| Error::io("cannot seek in the spool file", &e))?;
-    let f = tokio::fs::File::from_std(f);
-    let pieces = stream::try_unfold((f, file.len), |(mut f, left)| async move {
-        if left == 0 {
-            return Ok::<_, std::io::Error>(None);
-        }
-        let n = left.min(PIECE as u64) as usize;
-        let mut buf = vec![0u8; n];
-        f.read_exact(&mut buf).await?;
-        Ok(Some((Bytes::from(buf), (f, left - n as u64))))
-    });
+    let pieces = file_pieces(file.path.to_path_buf(), file.offset, file.len, hash);
     let stream = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) })
-        .chain(pieces.into_stream())
+        .chain(pieces)
         .chain(stream::once(async move { Ok(Bytes::from(tail)) }));
     Ok(Body {
         content_type,
         content_length,
         body: reqwest::Body::wrap_stream(stream),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pass_hash_counts_each_byte_once_in_order() {
+        let data: Vec<u8> = (0..100u8).collect();
+        let h = PassHash::new();
+        h.offer(0, &data[..40]);
+        h.offer(0, &data[..40]); // a re-sent attempt
+        h.offer(60, &data[60..]); // out of order: ignored
+        assert_eq!(h.finish(100), None);
+        h.offer(30, &data[30..70]); // overlaps: only the new part counts
+        h.offer(70, &data[70..]);
+        assert_eq!(
+            h.finish(100),
+            Some(crate::spool::hex(&Sha256::digest(&data)))
+        );
+    }
 }

@@ -1,0 +1,300 @@
+#!/usr/bin/env python3
+"""Side-by-side benchmark of tableau-publisher against Tableau's Python client (TSC 0.42) and a
+raw curl upload, all against the same emulator on loopback, in one run. Prints a markdown
+table and writes it to target/bench-results.md. Run through scripts/bench (which builds the
+release binaries first). Not a test: numbers depend on the machine."""
+import argparse
+import hashlib
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+REL = os.path.join(ROOT, "target", "release")
+EMULATOR = os.path.join(REL, "tableau-emulator")
+TABPUB = os.path.join(REL, "tabpub")
+INGEST = os.path.join(REL, "examples", "ingest")
+SAMPLE = os.path.join(ROOT, "tests", "fixtures", "sample.hyper")
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+
+def run_measured(cmd, env=None, stdin=None):
+    """Runs cmd; returns (returncode, wall seconds, cpu seconds, peak RSS MiB, stdout, stderr)."""
+    out = tempfile.TemporaryFile()
+    err = tempfile.TemporaryFile()
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=out, stderr=err, env=env, stdin=stdin)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - started
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    out.seek(0)
+    err.seek(0)
+    return (proc.returncode, wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024,
+            out.read().decode(), err.read().decode())
+
+
+def make_file(path, size):
+    """A .hyper header followed by pseudo-random bytes (a 64 MiB random block repeated)."""
+    header = open(SAMPLE, "rb").read()
+    block = os.urandom(64 * MIB)
+    with open(path, "wb") as f:
+        f.write(header[: min(len(header), size)])
+        left = size - min(len(header), size)
+        while left:
+            n = min(left, len(block))
+            f.write(block[:n])
+            left -= n
+
+
+class Emulator:
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [EMULATOR, "--listen", "127.0.0.1:0", "--discard-data", "--quiet", "--exit-on-stdin-eof"],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self.url = self.proc.stdout.readline().decode().strip()
+
+    def get(self, path):
+        with urllib.request.urlopen(self.url + path) as r:
+            return json.loads(r.read())
+
+    def call(self, method, path, body=None, headers=None):
+        req = urllib.request.Request(self.url + path, data=body, method=method, headers=headers or {})
+        with urllib.request.urlopen(req) as r:
+            return r.read().decode()
+
+    def stop(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+def tabpub_config(workdir, url, name, chunk):
+    cfg = {
+        "server_url": url, "site": "",
+        "auth": {"method": "pat", "token_name": "ci", "token_secret": "ci-secret"},
+        "project": "default", "datasource_name": name, "mode": "overwrite",
+        "spool_dir": workdir, "chunk_size_bytes": chunk,
+    }
+    path = os.path.join(workdir, f"{name}.json")
+    with open(path, "w") as f:
+        json.dump(cfg, f)
+    return path
+
+
+def tabpub_publish(emu, workdir, path, name, chunk):
+    rc, wall, cpu, rss, out, err = run_measured(
+        [TABPUB, "publish", "--config", tabpub_config(workdir, emu.url, name, chunk), "--input", path])
+    if rc != 0:
+        sys.exit(f"tabpub failed: {err}")
+    return wall, cpu, rss, json.loads(out)
+
+
+def tsc_publish(emu, path, name, chunk):
+    env = dict(os.environ, TSC_CHUNK_SIZE_MB=str(chunk // MIB))
+    rc, wall, cpu, rss, out, err = run_measured(
+        [sys.executable, os.path.join(ROOT, "bench", "tsc_publish.py"), emu.url, path, name], env=env)
+    if rc != 0:
+        sys.exit(f"TSC failed: {err}")
+    return float(out.strip()), cpu, rss
+
+
+def sign_in(emu):
+    import xml.etree.ElementTree as ET
+    body = ('<tsRequest><credentials personalAccessTokenName="ci" personalAccessTokenSecret="ci-secret">'
+            '<site contentUrl=""/></credentials></tsRequest>').encode()
+    root = ET.fromstring(emu.call("POST", "/api/3.25/auth/signin", body, {"Content-Type": "text/xml"}))
+    ns = {"t": "http://tableau.com/api"}
+    creds = root.find("t:credentials", ns)
+    return creds.get("token"), creds.find("t:site", ns).get("id")
+
+
+def raw_session(emu, token, site):
+    import xml.etree.ElementTree as ET
+    root = ET.fromstring(emu.call("POST", f"/api/3.25/sites/{site}/fileUploads", b"", {"X-Tableau-Auth": token}))
+    return root.find("{http://tableau.com/api}fileUpload").get("uploadSessionId")
+
+
+def curl_appends(emu, token, site, session, pieces):
+    """One curl process, one kept-alive connection, one PUT per piece."""
+    url = f"{emu.url}/api/3.25/sites/{site}/fileUploads/{urllib.parse.quote(session, safe='')}"
+    args = ["curl", "-sS", "--fail"]
+    for i, piece in enumerate(pieces):
+        if i:
+            args.append("--next")
+        args += ["-o", "/dev/null", "-X", "PUT", "-H", f"X-Tableau-Auth: {token}",
+                 "-H", "Content-Type: multipart/mixed",
+                 "-F", "request_payload=;type=text/xml",
+                 "-F", f"tableau_file=@{piece};filename=file;type=application/octet-stream", url]
+    return args
+
+
+def raw_upload(emu, path, workdir, chunk, name):
+    """curl sending the same chunks (split beforehand, untimed), then the commit."""
+    piece_dir = os.path.join(workdir, "pieces")
+    os.makedirs(piece_dir, exist_ok=True)
+    subprocess.run(["split", "-b", str(chunk), "-d", "-a", "4", path, os.path.join(piece_dir, "p")], check=True)
+    pieces = sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
+    token, site = sign_in(emu)
+    projects = emu.call("GET", f"/api/3.25/sites/{site}/projects?filter=name:eq:default", None, {"X-Tableau-Auth": token})
+    project = projects.split('project id="')[1].split('"')[0]
+    started = time.perf_counter()
+    session = raw_session(emu, token, site)
+    rc, _, cpu, _, _, err = run_measured(curl_appends(emu, token, site, session, pieces))
+    if rc != 0:
+        sys.exit(f"curl failed: {err}")
+    payload = f'<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>'
+    body = ("--b\r\nContent-Disposition: name=\"request_payload\"\r\nContent-Type: text/xml\r\n\r\n"
+            + payload + "\r\n--b--\r\n").encode()
+    emu.call("POST", f"/api/3.25/sites/{site}/datasources?uploadSessionId={urllib.parse.quote(session, safe='')}"
+             f"&datasourceType=hyper&overwrite=true", body,
+             {"X-Tableau-Auth": token, "Content-Type": "multipart/mixed; boundary=b"})
+    wall = time.perf_counter() - started
+    shutil.rmtree(piece_dir)
+    return wall, cpu
+
+
+def sink_rate(emu, path, workdir, chunk):
+    """Two curl processes uploading half the chunks each at once: what the emulator absorbs."""
+    piece_dir = os.path.join(workdir, "pieces")
+    os.makedirs(piece_dir, exist_ok=True)
+    subprocess.run(["split", "-b", str(chunk), "-d", "-a", "4", path, os.path.join(piece_dir, "p")], check=True)
+    pieces = sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
+    token, site = sign_in(emu)
+    halves = [pieces[0::2], pieces[1::2]]
+    cmds = [curl_appends(emu, token, site, raw_session(emu, token, site), h) for h in halves]
+    started = time.perf_counter()
+    procs = [subprocess.Popen(c, stdout=subprocess.DEVNULL) for c in cmds]
+    for p in procs:
+        if p.wait() != 0:
+            sys.exit("curl failed")
+    wall = time.perf_counter() - started
+    shutil.rmtree(piece_dir)
+    return os.path.getsize(path) / wall
+
+
+def median_of(n, f):
+    runs = [f(i) for i in range(n)]
+    return runs
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
+    ap.add_argument("--chunk-mib", type=int, default=32)
+    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--rss-sizes-mib", default="100,1024,4096")
+    ap.add_argument("--workdir", default=None)
+    args = ap.parse_args()
+    chunk = args.chunk_mib * MIB
+    workdir = tempfile.mkdtemp(prefix="tp-bench-", dir=args.workdir)
+    lines = []
+
+    def say(s=""):
+        print(s, flush=True)
+        lines.append(s)
+
+    try:
+        size = args.size_mib * MIB
+        big = os.path.join(workdir, "upload.hyper")
+        make_file(big, size)
+        emu = Emulator()
+
+        # Upload throughput, side by side.
+        ours, theirs, raw = [], [], []
+        cpu_ours = []
+        for i in range(args.repeat):
+            wall, cpu, _, _ = tabpub_publish(emu, workdir, big, f"tp{i}", chunk)
+            ours.append(wall)
+            cpu_ours.append(cpu)
+            t, _, _ = tsc_publish(emu, big, f"tsc{i}", chunk)
+            theirs.append(t)
+            w, _ = raw_upload(emu, big, workdir, chunk, f"raw{i}")
+            raw.append(w)
+        sink = sink_rate(emu, big, workdir, chunk)
+        t_ours, t_tsc, t_raw = (statistics.median(x) for x in (ours, theirs, raw))
+        mbps = lambda t: size / t / MIB
+
+        say(f"## Benchmark ({platform.node()}: {os.cpu_count()} cores, {platform.processor() or platform.machine()}, "
+            f"{open('/proc/meminfo').readline().split()[1] and round(int(open('/proc/meminfo').readline().split()[1]) / 1024 / 1024)} GiB)")
+        say()
+        say(f"Upload of {args.size_mib} MiB in {args.chunk_mib} MiB chunks to the emulator on loopback "
+            f"(`--discard-data`), median of {args.repeat}:")
+        say()
+        say("| Uploader | Seconds | MiB/s | vs tabpub |")
+        say("|---|---|---|---|")
+        say(f"| tabpub (end to end: reads + hashes the file, signs in, uploads, publishes) | {t_ours:.2f} | {mbps(t_ours):.0f} | 1.00 |")
+        say(f"| TSC 0.42 (the publish call only) | {t_tsc:.2f} | {mbps(t_tsc):.0f} | {t_ours / t_tsc:.2f} |")
+        say(f"| curl, same chunks pre-split, one connection (raw baseline) | {t_raw:.2f} | {mbps(t_raw):.0f} | {t_ours / t_raw:.2f} |")
+        say(f"| emulator sink alone (2 curl streams at once) | - | {sink / MIB:.0f} | - |")
+        say()
+        say(f"tabpub is **{t_tsc / t_ours:.1f}x** TSC's throughput and **{t_raw / t_ours:.2f}x** the raw baseline's "
+            f"(targets: >= 3x and >= 0.8x). CPU: **{statistics.median(cpu_ours) / (size / GIB):.2f} s per GiB** published.")
+        say()
+
+        # Peak memory.
+        say("| Publish size | Peak RSS of tabpub (MiB) |")
+        say("|---|---|")
+        rss = []
+        for mib in [int(x) for x in args.rss_sizes_mib.split(",")]:
+            path = os.path.join(workdir, f"rss-{mib}.hyper")
+            make_file(path, mib * MIB)
+            _, _, peak, _ = tabpub_publish(emu, workdir, path, f"rss{mib}", chunk)
+            os.remove(path)
+            rss.append(peak)
+            say(f"| {mib} MiB | {peak:.1f} |")
+        say()
+        say(f"Target: flat, and <= 2 x chunk + 32 MiB = {2 * args.chunk_mib + 32} MiB.")
+        say()
+
+        # Requests of a small publish.
+        path = os.path.join(workdir, "small.hyper")
+        make_file(path, MIB)
+        before = len(emu.get("/_emulator/requests"))
+        tabpub_publish(emu, workdir, path, "small", chunk)
+        reqs = emu.get("/_emulator/requests")[before:]
+        say(f"A 1 MiB publish makes {len(reqs)} requests:")
+        say()
+        for r in reqs:
+            say(f"- `{r['method']} {r['path'].split('/sites/')[0] if '/sites/' not in r['path'] else '/sites/{site}' + r['path'].split('/sites/')[1][36:]}` -> {r['status']}")
+        say()
+        emu.stop()
+
+        # Ingest.
+        say("| Ingest of 1 GiB | tp_feed_chunk MiB/s | dd MiB/s | ratio |")
+        say("|---|---|---|---|")
+        src = big if size == GIB else os.path.join(workdir, "src.hyper")
+        if src != big:
+            make_file(src, GIB)
+        out_dir = os.path.join(workdir, "ingest")
+        os.makedirs(out_dir, exist_ok=True)
+        for block in (4 * 1024, 64 * 1024, MIB):
+            feeds, dds = [], []
+            for _ in range(args.repeat):
+                rc, _, _, _, out, err = run_measured([INGEST, src, out_dir, str(block)])
+                if rc != 0:
+                    sys.exit(f"ingest failed: {err}")
+                feeds.append(GIB / float(out.split()[0]) / MIB)
+                target = os.path.join(out_dir, "dd.out")
+                _, wall, _, _, _, _ = run_measured(["dd", f"if={src}", f"of={target}", f"bs={block}"])
+                os.remove(target)
+                dds.append(GIB / wall / MIB)
+            f, d = statistics.median(feeds), statistics.median(dds)
+            say(f"| {block // 1024} KiB chunks | {f:.0f} | {d:.0f} | {f / d:.2f} |")
+        say()
+        say("Target: >= 0.9 x dd at 64 KiB chunks and above (tp_feed_chunk also computes the SHA-256).")
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)
+    with open(os.path.join(ROOT, "target", "bench-results.md"), "w") as f:
+        f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    import urllib.parse  # noqa: F401  (used above)
+    main()
