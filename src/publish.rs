@@ -436,7 +436,7 @@ impl Publish<'_> {
             .api
             .wait_for_job(
                 id,
-                Duration::from_millis(500),
+                Duration::from_millis(200),
                 Duration::from_secs(30),
                 self.config.job_timeout,
             )

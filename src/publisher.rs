@@ -139,14 +139,15 @@ impl Publisher {
                 self.state = State::Failed;
                 let kept = self.spool.keep().unwrap_or(sealed.path.clone());
                 let stop = if e.message().ends_with('.') { "" } else { "." };
-                let sha256 =
-                    match sealed.digest() {
-                        Ok(d) => d,
-                        Err(d) => return Err(e.with_suffix(&format!(
+                let sha256 = match sealed.digest() {
+                    Ok(d) => d,
+                    Err(d) => {
+                        return Err(e.with_suffix(&format!(
                             "{stop} The data fed is kept at {} but could not be read back ({d}).",
                             kept.display()
-                        ))),
-                    };
+                        )))
+                    }
+                };
                 let manifest = Manifest::new(&self.config, &sealed, &sha256, &kept, &e);
                 let suffix = match manifest.write() {
                     Ok(path) => format!(

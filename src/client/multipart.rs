@@ -16,7 +16,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 
 /// Bytes read from disk per piece of a streamed body.
-const PIECE: usize = 1024 * 1024;
+const PIECE: usize = 2 * 1024 * 1024;
 /// Pieces read ahead of the socket.
 const READ_AHEAD: usize = 4;
 
@@ -105,6 +105,45 @@ pub fn read_ahead(path: &Path, offset: u64, len: u64) {
     let _ = (path, offset, len);
 }
 
+/// Piece buffers come back here when the socket is done with them, so a multi-GB upload
+/// reuses a handful of buffers instead of faulting in fresh memory for every piece.
+#[derive(Clone, Default)]
+struct BufferPool(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl BufferPool {
+    fn take(&self) -> Vec<u8> {
+        let mut v = self
+            .0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop()
+            .unwrap_or_else(|| Vec::with_capacity(PIECE));
+        v.clear();
+        v
+    }
+}
+
+/// A piece's bytes; returns its buffer to the pool when dropped.
+struct Pooled {
+    buf: Vec<u8>,
+    pool: BufferPool,
+}
+
+impl AsRef<[u8]> for Pooled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buf
+    }
+}
+
+impl Drop for Pooled {
+    fn drop(&mut self) {
+        let mut pool = self.pool.0.lock().unwrap_or_else(|e| e.into_inner());
+        if pool.len() < READ_AHEAD + 2 {
+            pool.push(std::mem::take(&mut self.buf));
+        }
+    }
+}
+
 /// Reads `len` bytes of `path` from `offset` on a blocking thread, a few pieces ahead.
 fn file_pieces(
     path: PathBuf,
@@ -114,18 +153,33 @@ fn file_pieces(
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
+        let pool = BufferPool::default();
         let read = || -> std::io::Result<()> {
             let mut f = File::open(&path)?;
             f.seek(SeekFrom::Start(offset))?;
             let (mut at, end) = (offset, offset + len);
             while at < end {
                 let n = (end - at).min(PIECE as u64) as usize;
-                let mut buf = vec![0u8; n];
-                f.read_exact(&mut buf)?;
+                // read_to_end fills spare capacity without zeroing it first.
+                let mut buf = pool.take();
+                (&mut f).take(n as u64).read_to_end(&mut buf)?;
+                if buf.len() != n {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::UnexpectedEof,
+                        format!(
+                            "{} is shorter than expected: did it change during the publish?",
+                            path.display()
+                        ),
+                    ));
+                }
                 if let Some(h) = &hash {
                     h.offer(at, &buf);
                 }
-                if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+                let piece = Bytes::from_owner(Pooled {
+                    buf,
+                    pool: pool.clone(),
+                });
+                if tx.blocking_send(Ok(piece)).is_err() {
                     return Ok(()); // the request ended; stop reading
                 }
                 at += n as u64;
