@@ -207,14 +207,16 @@ def main():
 
         # Upload throughput, side by side.
         ours, theirs, raw = [], [], []
-        cpu_ours = []
+        cpu_ours, rss_ours, rss_tsc = [], [], []
         for i in range(args.repeat):
             os.sync()
-            wall, cpu, _, _ = tabpub_publish(emu, workdir, big, f"tp{i}", chunk)
+            wall, cpu, peak, _ = tabpub_publish(emu, workdir, big, f"tp{i}", chunk)
             ours.append(wall)
             cpu_ours.append(cpu)
-            t, _, _ = tsc_publish(emu, big, f"tsc{i}", chunk)
+            rss_ours.append(peak)
+            t, _, peak = tsc_publish(emu, big, f"tsc{i}", chunk)
             theirs.append(t)
+            rss_tsc.append(peak)
             w, _ = raw_upload(emu, big, workdir, chunk, f"raw{i}")
             raw.append(w)
         sink = sink_rate(emu, big, workdir, chunk)
@@ -227,12 +229,15 @@ def main():
         say(f"Upload of {args.size_mib} MiB in {args.chunk_mib} MiB chunks to the emulator on loopback "
             f"(`--discard-data`), median of {args.repeat}:")
         say()
-        say("| Uploader | Seconds | MiB/s | vs tabpub |")
-        say("|---|---|---|---|")
-        say(f"| tabpub (end to end: signs in, uploads the file in place hashing it on the way, publishes) | {t_ours:.2f} | {mbps(t_ours):.0f} | 1.00 |")
-        say(f"| TSC 0.42 (the publish call only) | {t_tsc:.2f} | {mbps(t_tsc):.0f} | {t_ours / t_tsc:.2f} |")
-        say(f"| curl, same chunks pre-split, one connection (raw baseline) | {t_raw:.2f} | {mbps(t_raw):.0f} | {t_ours / t_raw:.2f} |")
-        say(f"| emulator sink alone (2 curl streams at once) | - | {sink / MIB:.0f} | - |")
+        say("| Uploader | Seconds | MiB/s | vs tabpub | Peak RSS MiB |")
+        say("|---|---|---|---|---|")
+        say(f"| tabpub (end to end: signs in, uploads the file in place hashing it on the way, publishes) "
+            f"| {t_ours:.2f} | {mbps(t_ours):.0f} | 1.00 | {max(rss_ours):.0f} |")
+        say(f"| TSC 0.42 (the publish call only) | {t_tsc:.2f} | {mbps(t_tsc):.0f} | {t_ours / t_tsc:.2f} "
+            f"| {max(rss_tsc):.0f} |")
+        say(f"| curl, same chunks pre-split, one connection (raw baseline) | {t_raw:.2f} | {mbps(t_raw):.0f} "
+            f"| {t_ours / t_raw:.2f} | - |")
+        say(f"| emulator sink alone (2 curl streams at once) | - | {sink / MIB:.0f} | - | - |")
         say()
         say(f"tabpub is **{t_tsc / t_ours:.1f}x** TSC's throughput and **{t_raw / t_ours:.2f}x** the raw baseline's "
             f"(targets: >= 3x and >= 0.8x). CPU: **{statistics.median(cpu_ours) / (size / GIB):.2f} s per GiB** published.")
