@@ -341,6 +341,24 @@ impl Api {
         }
     }
 
+    /// A request with a freshly built (streamed) multipart body.
+    fn multipart(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        payload_xml: &str,
+        file: Option<FilePart<'_>>,
+        hash: &PassHash,
+    ) -> Result<RequestBuilder> {
+        let body = multipart::body(payload_xml, file, Some(hash.clone()))?;
+        Ok(self
+            .with_token(method, path, token)
+            .header(CONTENT_TYPE, body.content_type)
+            .header(CONTENT_LENGTH, body.content_length)
+            .body(body.body))
+    }
+
     /// Signs in (again), reading secrets from the environment now.
     pub async fn sign_in(&self) -> Result<()> {
         let site_xml = escape(self.site.as_str());
@@ -493,12 +511,7 @@ impl Api {
         };
         let resp = self
             .call(&what, Kind::StateChanging, true, &|t| {
-                let body = multipart::body("", Some(part), Some(hash.clone()))?;
-                Ok(self
-                    .with_token(Method::PUT, &path, t)
-                    .header(CONTENT_TYPE, body.content_type)
-                    .header(CONTENT_LENGTH, body.content_length)
-                    .body(body.body))
+                self.multipart(Method::PUT, &path, t, "", Some(part), hash)
             })
             .await?;
         xml::file_upload(&resp.xml(&what)?).map_err(|e| bad_answer(&what, &e))
@@ -527,12 +540,7 @@ impl Api {
         let path = self.site_path(&format!("/datasources{query}"))?;
         let resp = self
             .call(what, Kind::StateChanging, true, &|t| {
-                let body = multipart::body(payload_xml, file, Some(hash.clone()))?;
-                Ok(self
-                    .with_token(Method::POST, &path, t)
-                    .header(CONTENT_TYPE, body.content_type)
-                    .header(CONTENT_LENGTH, body.content_length)
-                    .body(body.body))
+                self.multipart(Method::POST, &path, t, payload_xml, file, hash)
             })
             .await?;
         xml::published(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))
