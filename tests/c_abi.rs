@@ -16,6 +16,10 @@ fn lib_dir() -> PathBuf {
 }
 
 fn compile(compiler: &str, extra: &[&str], out: &Path) {
+    compile_source(compiler, extra, "tests/c/publish_test.c", out)
+}
+
+fn compile_source(compiler: &str, extra: &[&str], source: &str, out: &Path) {
     let root = env!("CARGO_MANIFEST_DIR");
     let lib = lib_dir();
     assert!(
@@ -34,7 +38,8 @@ fn compile(compiler: &str, extra: &[&str], out: &Path) {
             "-fno-omit-frame-pointer",
         ])
         .arg(format!("-I{root}/include"))
-        .arg(format!("{root}/tests/c/publish_test.c"))
+        .arg(format!("-I{root}/bindings/cpp"))
+        .arg(format!("{root}/{source}"))
         .arg(format!("-L{}", lib.display()))
         .arg(format!("-Wl,-rpath,{}", lib.display()))
         .arg("-ltableau_publisher")
@@ -88,4 +93,23 @@ fn same_program_compiles_and_runs_as_cpp() {
     compile("c++", &["-std=c++17", "-x", "c++"], &bin);
     let env = Env::start();
     run(&bin, &env, "C++ test");
+}
+
+#[test]
+fn cpp_wrapper_publishes_and_throws() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("test_wrapper");
+    compile_source("c++", &["-std=c++17"], "bindings/cpp/test_wrapper.cpp", &bin);
+    let env = Env::start();
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
+    let sha = sha256_hex(&std::fs::read(fixture).unwrap());
+    let out = Command::new(&bin)
+        .args([&env.emu.url(), &env.spool.path().display().to_string(), fixture, &sha])
+        .env("ASAN_OPTIONS", "detect_leaks=0")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    assert_eq!(env.datasource("From C++").sha256, sha);
 }

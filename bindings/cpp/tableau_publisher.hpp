@@ -1,0 +1,80 @@
+// tableau_publisher.hpp: header-only C++17 wrapper over the tableau-publisher C ABI.
+//
+//   tableau::Publisher p(config_json);   // throws tableau::Error on a bad config
+//   p.feed(data, size);                  // as the host produces bytes (or p.feed_file(path))
+//   std::string result = p.publish();    // JSON: datasource_id, sha256, ...
+//
+// Move-only; owns the handle and frees it in the destructor. Every failure throws
+// tableau::Error carrying the tp_status and the library's message.
+#ifndef TABLEAU_PUBLISHER_HPP
+#define TABLEAU_PUBLISHER_HPP
+
+#include <stdexcept>
+#include <string>
+#include <utility>
+
+#include "tableau_publisher.h"
+
+namespace tableau {
+
+/// A failed tp_* call.
+class Error : public std::runtime_error {
+public:
+    Error(tp_status status, const std::string &message)
+        : std::runtime_error(std::string(tp_status_str(status)) + ": " + message), status_(status) {}
+    /// The tp_status of the failure.
+    tp_status status() const noexcept { return status_; }
+
+private:
+    tp_status status_;
+};
+
+/// One publish: feed bytes (or one file), then publish().
+class Publisher {
+public:
+    explicit Publisher(const std::string &config_json) {
+        if (tp_abi_version() != TP_ABI_VERSION)
+            throw Error(TP_ERR_STATE, "the loaded library implements another ABI version than this header");
+        tp_status rc = tp_init(config_json.c_str(), &handle_);
+        if (rc != TP_OK) throw Error(rc, tp_last_error(nullptr));
+    }
+    ~Publisher() { tp_free(handle_); }
+    Publisher(const Publisher &) = delete;
+    Publisher &operator=(const Publisher &) = delete;
+    Publisher(Publisher &&other) noexcept : handle_(std::exchange(other.handle_, nullptr)) {}
+    Publisher &operator=(Publisher &&other) noexcept {
+        if (this != &other) {
+            tp_free(handle_);
+            handle_ = std::exchange(other.handle_, nullptr);
+        }
+        return *this;
+    }
+
+    /// Appends bytes to the spool.
+    void feed(const void *data, size_t size) {
+        check(tp_feed_chunk(live(), static_cast<const uint8_t *>(data), size));
+    }
+    /// Appends a string's bytes.
+    void feed(const std::string &bytes) { feed(bytes.data(), bytes.size()); }
+    /// Uses an existing file as the whole input, published in place.
+    void feed_file(const std::string &path) { check(tp_feed_file(live(), path.c_str())); }
+    /// Signs in, uploads, publishes, signs out; returns tp_result_json.
+    std::string publish() {
+        check(tp_finalize_and_publish(live()));
+        return tp_result_json(handle_);
+    }
+
+private:
+    tp_publisher *live() const {
+        if (!handle_) throw Error(TP_ERR_STATE, "this Publisher was moved from");
+        return handle_;
+    }
+    void check(tp_status rc) const {
+        if (rc != TP_OK) throw Error(rc, tp_last_error(handle_));
+    }
+    tp_publisher *handle_ = nullptr;
+};
+
+}  // namespace tableau
+
+#endif  // TABLEAU_PUBLISHER_HPP
