@@ -190,6 +190,7 @@ def main():
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--rss-sizes-mib", default="100,1024,4096")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--upload-only", action="store_true", help="skip the memory and ingest parts")
     args = ap.parse_args()
     chunk = args.chunk_mib * MIB
     workdir = tempfile.mkdtemp(prefix="tp-bench-", dir=args.workdir)
@@ -239,6 +240,9 @@ def main():
             f"| {t_ours / t_raw:.2f} | - |")
         say(f"| emulator sink alone (2 curl streams at once) | - | {sink / MIB:.0f} | - | - |")
         say()
+        if args.upload_only:
+            say(f"tabpub/raw {t_raw / t_ours:.2f}")
+            return
         say(f"tabpub is **{t_tsc / t_ours:.1f}x** TSC's throughput and **{t_raw / t_ours:.2f}x** the raw baseline's "
             f"(targets: >= 3x and >= 0.8x). CPU: **{statistics.median(cpu_ours) / (size / GIB):.2f} s per GiB** published.")
         say()
