@@ -190,7 +190,10 @@ impl Publisher {
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
-        runtime.block_on(publish::run(&self.config, sealed, file_type))
+        let result = runtime.block_on(publish::run(&self.config, sealed, file_type));
+        // Reader threads stop as soon as their request ends; never let one hold the host.
+        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+        result
     }
 
     /// The result of the successful publish, if any.

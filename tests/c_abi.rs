@@ -99,17 +99,31 @@ fn same_program_compiles_and_runs_as_cpp() {
 fn cpp_wrapper_publishes_and_throws() {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("test_wrapper");
-    compile_source("c++", &["-std=c++17"], "bindings/cpp/test_wrapper.cpp", &bin);
+    compile_source(
+        "c++",
+        &["-std=c++17"],
+        "bindings/cpp/test_wrapper.cpp",
+        &bin,
+    );
     let env = Env::start();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
     let sha = sha256_hex(&std::fs::read(fixture).unwrap());
     let out = Command::new(&bin)
-        .args([&env.emu.url(), &env.spool.path().display().to_string(), fixture, &sha])
+        .args([
+            &env.emu.url(),
+            &env.spool.path().display().to_string(),
+            fixture,
+            &sha,
+        ])
         .env("ASAN_OPTIONS", "detect_leaks=0")
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert_eq!(env.datasource("From C++").sha256, sha);
 }

@@ -474,3 +474,40 @@ fn api_version_from_config_skips_server_info() {
         .iter()
         .all(|q| !q.path.starts_with("/api/") || q.path.starts_with("/api/3.19/")));
 }
+
+#[test]
+fn finalize_inside_a_tokio_runtime_is_refused_not_a_panic() {
+    let env = Env::start();
+    let mut p = Publisher::new(&env.config(json!({}))).unwrap();
+    common::feed(&mut p, &extract(3000, 20)).unwrap();
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let err = rt
+        .block_on(async { p.finalize_and_publish().map(|_| ()) })
+        .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::State);
+    assert!(err.message().contains("tokio runtime"), "{err}");
+    assert!(env.requests().is_empty());
+    drop(rt);
+    // From a plain thread the same handle publishes.
+    p.finalize_and_publish().unwrap();
+}
+
+#[test]
+fn independent_handles_publish_concurrently() {
+    let env = Env::start();
+    let configs: Vec<String> = (0..4)
+        .map(|i| env.config(json!({"datasource_name": format!("par-{i}"), "auth": {"method": "password", "username": "admin", "password": "admin-pass"}})))
+        .collect();
+    std::thread::scope(|s| {
+        for (i, cfg) in configs.iter().enumerate() {
+            s.spawn(move || {
+                let data = extract(LIMIT + i * 1000, i as u64);
+                let r = publish(cfg, &data).unwrap();
+                assert_eq!(r.sha256, sha256_hex(&data));
+            });
+        }
+    });
+    assert_eq!(env.datasources().len(), 4);
+}
