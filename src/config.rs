@@ -29,6 +29,11 @@ pub(crate) const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a secret value.
+    pub(crate) fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
     /// The secret itself; call only where it goes on the wire.
     pub fn expose(&self) -> &str {
         &self.0
@@ -90,7 +95,29 @@ pub enum Auth {
         /// The password.
         password: SecretSource,
     },
+    /// A connected app (direct trust): a fresh HS256 JWT is signed for every sign-in.
+    ConnectedApp {
+        /// The connected app's client id (`iss`).
+        client_id: String,
+        /// The secret's id (`kid`).
+        secret_id: String,
+        /// The secret's value (signing key).
+        secret_value: SecretSource,
+        /// The Tableau user to sign in as (`sub`; the email on Tableau Cloud).
+        username: String,
+        /// Scopes granted (`scp`).
+        scopes: Vec<String>,
+    },
 }
+
+/// Scopes a connected app must grant for a publish: look up projects and data sources,
+/// upload, publish, and read the job.
+pub const PUBLISH_SCOPES: &[&str] = &[
+    "tableau:content:read",
+    "tableau:file_uploads:create",
+    "tableau:datasources:create",
+    "tableau:jobs:read",
+];
 
 /// What to do when a data source of the same name exists in the project.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
@@ -456,10 +483,9 @@ fn validate_server_url(url: &str, allow_insecure_http: bool) -> Result<String> {
 }
 
 fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> {
-    let method = obj
-        .get("method")
-        .and_then(|m| m.as_str())
-        .ok_or_else(|| Error::config("\"auth\" needs \"method\": \"pat\" or \"password\""))?;
+    let method = obj.get("method").and_then(|m| m.as_str()).ok_or_else(|| {
+        Error::config("\"auth\" needs \"method\": \"pat\", \"connected_app\" or \"password\"")
+    })?;
     let (allowed, auth) = match method {
         "pat" => (
             &["method", "token_name", "token_secret", "token_secret_env"][..],
@@ -475,9 +501,39 @@ fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> 
                 password: secret_field(obj, "password", "auth.password_env")?,
             },
         ),
+        "connected_app" => (
+            &[
+                "method",
+                "client_id",
+                "secret_id",
+                "secret_value",
+                "secret_value_env",
+                "username",
+                "scopes",
+            ][..],
+            Auth::ConnectedApp {
+                client_id: plain_field(obj, "client_id")?,
+                secret_id: plain_field(obj, "secret_id")?,
+                secret_value: secret_field(obj, "secret_value", "auth.secret_value_env")?,
+                username: plain_field(obj, "username")?,
+                scopes: match obj.get("scopes") {
+                    None => PUBLISH_SCOPES.iter().map(|s| s.to_string()).collect(),
+                    Some(serde_json::Value::Array(items)) if !items.is_empty() => items
+                        .iter()
+                        .map(|v| v.as_str().map(str::to_owned))
+                        .collect::<Option<Vec<_>>>()
+                        .ok_or_else(|| Error::config("\"auth.scopes\" must be an array of strings"))?,
+                    Some(_) => {
+                        return Err(Error::config(
+                            "\"auth.scopes\" must be a non-empty array of strings such as \"tableau:datasources:create\"",
+                        ))
+                    }
+                },
+            },
+        ),
         other => {
             return Err(Error::config(format!(
-                "\"auth.method\" \"{other}\" is not supported; use \"pat\" (personal access token, needed when MFA is on) or \"password\""
+                "\"auth.method\" \"{other}\" is not supported; use \"pat\" (personal access token) or \"connected_app\" (JWT), which work with MFA, or \"password\""
             )))
         }
     };
@@ -617,6 +673,23 @@ mod tests {
         assert!(err(&b.to_string()).contains("\"site\""));
         assert!(err("[1]").contains("JSON object"));
         assert!(err("{").contains("not valid JSON"));
+    }
+
+    #[test]
+    fn connected_app_auth_with_default_scopes() {
+        let mut b = base();
+        b["auth"] = serde_json::json!({"method": "connected_app", "client_id": "c", "secret_id": "k",
+            "secret_value_env": "TP_APP_SECRET", "username": "ana@example.com"});
+        let c = Config::from_json(&b.to_string()).unwrap();
+        let Auth::ConnectedApp { scopes, .. } = &c.auth else {
+            panic!()
+        };
+        assert_eq!(scopes.len(), PUBLISH_SCOPES.len());
+        b["auth"]["scopes"] = serde_json::json!([]);
+        assert!(err(&b.to_string()).contains("auth.scopes"));
+        b["auth"]["scopes"] = serde_json::json!(["tableau:datasources:create"]);
+        b["auth"]["password"] = "x".into();
+        assert!(err(&b.to_string()).contains("auth.password"));
     }
 
     #[test]

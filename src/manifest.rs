@@ -42,9 +42,9 @@ pub struct Settings {
     pub server_url: String,
     /// Site content URL.
     pub site: String,
-    /// `pat` or `password`.
+    /// `pat`, `password` or `connected_app`.
     pub auth_method: String,
-    /// Token name (PAT) or user name (password).
+    /// Token name (PAT), user name (password), or user name and app (connected app).
     pub auth_identity: String,
     /// Project path, or null when given by id.
     pub project: Option<Vec<String>>,
@@ -61,6 +61,11 @@ impl Settings {
         let (auth_method, auth_identity) = match &config.auth {
             Auth::Pat { token_name, .. } => ("pat", token_name.clone()),
             Auth::Password { username, .. } => ("password", username.clone()),
+            Auth::ConnectedApp {
+                username,
+                client_id,
+                ..
+            } => ("connected_app", format!("{username} via {client_id}")),
         };
         let (project, project_id) = match &config.project {
             ProjectTarget::Path(p) => (Some(p.clone()), None),

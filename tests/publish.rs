@@ -511,3 +511,68 @@ fn independent_handles_publish_concurrently() {
     });
     assert_eq!(env.datasources().len(), 4);
 }
+
+fn connected_app(scopes: Option<serde_json::Value>, secret: &str) -> serde_json::Value {
+    let mut auth = json!({
+        "method": "connected_app", "client_id": "ci-app", "secret_id": "ci-secret-id",
+        "secret_value": secret, "username": "admin",
+    });
+    if let Some(s) = scopes {
+        auth["scopes"] = s;
+    }
+    json!({"auth": auth})
+}
+
+const APP_SECRET: &str = "ci-app-secret-value-0123456789abcdef";
+
+#[test]
+fn connected_app_publishes_and_signs_a_fresh_jwt_after_expiry() {
+    let env = Env::start();
+    let mut cfg = connected_app(None, APP_SECRET);
+    cfg["single_request_max_bytes"] = json!(256 * 1024);
+    cfg["chunk_size_bytes"] = json!(128 * 1024);
+    env.emu.inject_fault(tableau_emulator::Fault {
+        method: Some("PUT".into()),
+        path_contains: Some("/fileUploads/".into()),
+        nth: 2,
+        times: 1,
+        action: tableau_emulator::FaultAction::ExpireToken,
+    });
+    let data = extract(640 * 1024, 30);
+    let r = publish(&env.config(cfg), &data).unwrap();
+    assert_eq!(r.sha256, sha256_hex(&data));
+    assert_eq!(r.sign_ins, 2, "signed in again with a new JWT");
+    assert_eq!(env.datasource("Sales").sha256, sha256_hex(&data));
+}
+
+#[test]
+fn connected_app_refusals_are_clear() {
+    let env = Env::start();
+    let err = publish(
+        &env.config(connected_app(None, "not-the-secret-value-000000000000")),
+        &extract(3000, 31),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth);
+    assert!(
+        err.message().contains("401001") && err.message().contains("connected app"),
+        "{err}"
+    );
+    assert!(!err.message().contains("not-the-secret-value"));
+    let no_publish_scope = json!([
+        "tableau:content:read",
+        "tableau:file_uploads:create",
+        "tableau:jobs:read"
+    ]);
+    let err = publish(
+        &env.config(connected_app(Some(no_publish_scope), APP_SECRET)),
+        &extract(3000, 32),
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Permission, "{err}");
+    assert!(
+        err.message().contains("tableau:datasources:create"),
+        "{err}"
+    );
+    assert!(env.datasources().is_empty());
+}

@@ -18,6 +18,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 
 mod filter;
+mod jwt;
 mod multipart;
 mod server;
 mod state;
@@ -99,6 +100,27 @@ pub struct SeedSite {
     pub users: Vec<SeedUser>,
     #[serde(default)]
     pub projects: Vec<SeedProject>,
+    /// Connected apps (direct trust) whose JWTs can sign in to this site. Entries with the same
+    /// `client_id` are one app with several secrets; it is disabled if any entry says so.
+    #[serde(default)]
+    pub connected_apps: Vec<SeedConnectedApp>,
+}
+
+/// A connected app (direct trust) secret in the seed.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct SeedConnectedApp {
+    /// The JWT's `iss`.
+    pub client_id: String,
+    /// The JWT header's `kid`.
+    pub secret_id: String,
+    /// The HS256 key.
+    pub secret_value: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 /// A user in the seed.
@@ -136,7 +158,9 @@ pub struct SeedProject {
 
 impl Default for Seed {
     /// Default site ("") and site "qa"; on each: user `admin` / `admin-pass`
-    /// (ServerAdministrator) with PAT `ci` / `ci-secret`; projects `default`, `Finance` › `Quarterly`.
+    /// (ServerAdministrator) with PAT `ci` / `ci-secret`; projects `default`, `Finance` › `Quarterly`;
+    /// connected app `ci-app` with secret id `ci-secret-id` and value
+    /// `ci-app-secret-value-0123456789abcdef` (enabled).
     fn default() -> Self {
         let site = |content_url: &str, name: &str| SeedSite {
             content_url: content_url.to_owned(),
@@ -168,6 +192,12 @@ impl Default for Seed {
                     }],
                 },
             ],
+            connected_apps: vec![SeedConnectedApp {
+                client_id: "ci-app".to_owned(),
+                secret_id: "ci-secret-id".to_owned(),
+                secret_value: "ci-app-secret-value-0123456789abcdef".to_owned(),
+                enabled: true,
+            }],
         };
         Seed {
             sites: vec![site("", "Default"), site("qa", "qa")],
@@ -428,6 +458,14 @@ impl Emulator {
     /// its token then gets 401 `401002`. Returns false if the site has no such PAT.
     pub fn sign_in_elsewhere(&self, site_content_url: &str, pat_name: &str) -> bool {
         self.shared.sign_in_elsewhere(site_content_url, pat_name)
+    }
+
+    /// Enable or disable the connected app `client_id` of site `site` (content URL). A disabled
+    /// app's JWTs get 401 `401001` with `(errorCode=67)`; sessions it already created are kept.
+    /// Returns false if the site has no such app.
+    pub fn set_connected_app_enabled(&self, site: &str, client_id: &str, enabled: bool) -> bool {
+        self.shared
+            .set_connected_app_enabled(site, client_id, enabled)
     }
 
     /// Every upload session created so far (committed ones included), oldest first.

@@ -159,6 +159,12 @@ async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
         .await;
 }
 
+// Connected-app scopes a JWT session needs (see the README's scope table).
+const SCOPE_CONTENT_READ: &str = "tableau:content:read";
+const SCOPE_JOBS_READ: &str = "tableau:jobs:read";
+const SCOPE_FILE_UPLOADS_CREATE: &str = "tableau:file_uploads:create";
+const SCOPE_DATASOURCES_CREATE: &str = "tableau:datasources:create";
+
 /// A successful reply.
 struct Reply {
     status: u16,
@@ -236,6 +242,13 @@ impl Ctx {
                 format!("The token is not valid for site '{site}'."),
             ));
         }
+        Ok(a)
+    }
+
+    /// `site_auth`, then (for a connected-app JWT session) require one of the scopes `any_of`.
+    fn scoped_auth(&mut self, site: &str, any_of: &[&str]) -> Result<Auth, ApiError> {
+        let a = self.site_auth(site)?;
+        a.require_scope(any_of)?;
         Ok(a)
     }
 
@@ -561,7 +574,7 @@ async fn route(ctx: &mut Ctx) -> Result<Reply, ApiError> {
         ["sites", site, "fileUploads"] => {
             allow(m, &["POST"])?;
             let site = site.to_string();
-            let auth = ctx.site_auth(&site)?;
+            let auth = ctx.scoped_auth(&site, &[SCOPE_FILE_UPLOADS_CREATE])?;
             let id = ctx
                 .sh
                 .lock()
@@ -725,7 +738,7 @@ fn current_session(ctx: &mut Ctx) -> Result<Reply, ApiError> {
 // ---------------------------------------------------------------- projects
 
 fn list_projects(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
-    ctx.site_auth(site)?;
+    ctx.scoped_auth(site, &[SCOPE_CONTENT_READ])?;
     let q = Query::parse(&ctx.query);
     let conds = filter::parse_filter(q.get("filter"))?;
     filter::check_ops(
@@ -823,7 +836,7 @@ fn mp_error(e: MpError, too_large: impl FnOnce() -> ApiError) -> ApiError {
 }
 
 async fn append_upload(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
-    let auth = ctx.site_auth(site)?;
+    let auth = ctx.scoped_auth(site, &[SCOPE_FILE_UPLOADS_CREATE])?;
     let sess = ctx
         .sh
         .lock()
@@ -943,7 +956,7 @@ fn datasource_xml(st: &State, d: &crate::state::Datasource) -> String {
 }
 
 async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
-    let auth = ctx.site_auth(site)?;
+    let auth = ctx.scoped_auth(site, &[SCOPE_DATASOURCES_CREATE])?;
     let q = Query::parse(&ctx.query);
     let (overwrite, append, as_job) = (q.flag("overwrite"), q.flag("append"), q.flag("asJob"));
     if overwrite && append {
@@ -1201,7 +1214,7 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
 // ---------------------------------------------------------------- data sources, jobs
 
 fn list_datasources(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
-    ctx.site_auth(site)?;
+    ctx.scoped_auth(site, &[SCOPE_CONTENT_READ])?;
     let q = Query::parse(&ctx.query);
     let conds = filter::parse_filter(q.get("filter"))?;
     filter::check_ops(
@@ -1270,7 +1283,7 @@ fn list_datasources(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
 }
 
 fn get_datasource(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
-    ctx.site_auth(site)?;
+    ctx.scoped_auth(site, &[SCOPE_CONTENT_READ])?;
     let st = ctx.sh.lock();
     let d = st
         .datasources
@@ -1288,7 +1301,7 @@ fn get_datasource(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError
 }
 
 fn get_job(ctx: &mut Ctx, site: &str, id: &str) -> Result<Reply, ApiError> {
-    ctx.site_auth(site)?;
+    ctx.scoped_auth(site, &[SCOPE_JOBS_READ, SCOPE_CONTENT_READ])?;
     let st = ctx.sh.lock();
     let j = st
         .jobs
@@ -1454,6 +1467,28 @@ async fn control(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
                         json_response(
                             404,
                             serde_json::json!({"error": format!("no PAT {:?} on site {:?}", e.pat, e.site)}),
+                        )
+                    }
+                }
+                Err(e) => bad(e.to_string()),
+            }
+        }
+        ("POST", "/_emulator/connected-apps") => {
+            #[derive(serde::Deserialize)]
+            struct AppEnabled {
+                #[serde(default)]
+                site: String,
+                client_id: String,
+                enabled: bool,
+            }
+            match serde_json::from_slice::<AppEnabled>(&body) {
+                Ok(a) => {
+                    if sh.set_connected_app_enabled(&a.site, &a.client_id, a.enabled) {
+                        ok()
+                    } else {
+                        json_response(
+                            404,
+                            serde_json::json!({"error": format!("no connected app {:?} on site {:?}", a.client_id, a.site)}),
                         )
                     }
                 }

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use sha2::Sha256;
 
+use crate::jwt::ConnectedApp;
 use crate::util::{iso8601, new_luid, random_hex32, random_range};
 use crate::{
     Config, DatasourceOp, Fault, FaultAction, LoggedRequest, PublishedDatasource, SeedProject,
@@ -101,6 +102,24 @@ impl ApiError {
             "Error signing in to Tableau Server",
         )
     }
+    /// A connected-app sign-in failure: 401001 with Tableau's error number in the detail.
+    pub(crate) fn jwt_signin_error(n: u32) -> ApiError {
+        ApiError::new(
+            401,
+            "401001",
+            "Signin Error",
+            format!("Error signing in to Tableau Server (errorCode={n})"),
+        )
+    }
+    /// A JWT session calling an endpoint its scopes do not cover (a choice; see the README).
+    pub(crate) fn missing_scope(scope: &str) -> ApiError {
+        ApiError::new(
+            403,
+            "403157",
+            "Forbidden",
+            format!("The JWT does not grant scope '{scope}' needed for this call."),
+        )
+    }
 }
 
 pub(crate) struct Site {
@@ -140,6 +159,8 @@ struct Session {
     ended: bool,
     expired: bool,
     pat: Option<(String, String)>,
+    /// Scopes granted by the connected-app JWT; `None` for password and PAT sessions.
+    scopes: Option<Arc<Vec<String>>>,
 }
 
 /// The caller of an authenticated request.
@@ -148,6 +169,22 @@ pub(crate) struct Auth {
     pub serial: u64,
     pub site_id: String,
     pub user_id: String,
+    /// Scopes of a JWT session; `None` (everything allowed) for password and PAT sessions.
+    pub scopes: Option<Arc<Vec<String>>>,
+}
+
+impl Auth {
+    /// Ok if this is not a JWT session or its scopes include one of `any_of` (the first one is
+    /// named in the error).
+    pub(crate) fn require_scope(&self, any_of: &[&str]) -> Result<(), ApiError> {
+        match &self.scopes {
+            None => Ok(()),
+            Some(granted) if any_of.iter().any(|s| granted.iter().any(|g| g == s)) => Ok(()),
+            Some(_) => Err(ApiError::missing_scope(
+                any_of.first().copied().unwrap_or(""),
+            )),
+        }
+    }
 }
 
 pub(crate) struct UploadSession {
@@ -246,6 +283,9 @@ pub(crate) struct State {
     pub sites: Vec<Site>,
     pub users: Vec<User>,
     pub projects: Vec<Project>,
+    connected_apps: Vec<ConnectedApp>,
+    /// (client id, jti) of accepted JWTs → their `exp`, to refuse replays until they expire.
+    jwt_seen: HashMap<(String, String), f64>,
     sessions: HashMap<String, Session>,
     next_serial: u64,
     pat_live: HashMap<(String, String), String>,
@@ -280,6 +320,8 @@ impl Shared {
             sites: vec![],
             users: vec![],
             projects: vec![],
+            connected_apps: vec![],
+            jwt_seen: HashMap::new(),
             sessions: HashMap::new(),
             next_serial: 1,
             pat_live: HashMap::new(),
@@ -327,6 +369,25 @@ impl Shared {
                         .map(|p| (p.name.clone(), p.secret.clone()))
                         .collect(),
                 });
+            }
+            for a in &s.connected_apps {
+                match st
+                    .connected_apps
+                    .iter_mut()
+                    .find(|x| x.site_id == site_id && x.client_id == a.client_id)
+                {
+                    Some(x) => {
+                        x.enabled &= a.enabled;
+                        x.secrets
+                            .push((a.secret_id.clone(), a.secret_value.clone()));
+                    }
+                    None => st.connected_apps.push(ConnectedApp {
+                        site_id: site_id.clone(),
+                        client_id: a.client_id.clone(),
+                        enabled: a.enabled,
+                        secrets: vec![(a.secret_id.clone(), a.secret_value.clone())],
+                    }),
+                }
             }
             let owner = owner.unwrap_or_else(new_luid);
             fn add(
@@ -427,9 +488,32 @@ impl Shared {
             pat_name: Some(pat_name.to_owned()),
             pat_secret: Some(secret),
             site: site.to_owned(),
-            impersonate: None,
+            ..Default::default()
         };
         st.sign_in(&creds).is_ok()
+    }
+
+    pub(crate) fn set_connected_app_enabled(
+        &self,
+        site: &str,
+        client_id: &str,
+        enabled: bool,
+    ) -> bool {
+        let mut st = self.lock();
+        let Some(site_id) = st.site_by_content_url(site).map(|s| s.id.clone()) else {
+            return false;
+        };
+        match st
+            .connected_apps
+            .iter_mut()
+            .find(|a| a.site_id == site_id && a.client_id == client_id)
+        {
+            Some(a) => {
+                a.enabled = enabled;
+                true
+            }
+            None => false,
+        }
     }
 
     pub(crate) fn upload_sessions(&self) -> Vec<UploadSessionInfo> {
@@ -563,6 +647,7 @@ impl State {
         site_id: &str,
         user_id: &str,
         pat: Option<(String, String)>,
+        scopes: Option<Arc<Vec<String>>>,
     ) -> (String, u64) {
         if let Some(key) = &pat {
             if let Some(old) = self.pat_live.get(key).cloned() {
@@ -590,6 +675,7 @@ impl State {
                 ended: false,
                 expired: false,
                 pat,
+                scopes,
             },
         );
         (token, serial)
@@ -604,6 +690,14 @@ impl State {
             .site_by_content_url(&s.site)
             .map(|x| x.id.clone())
             .ok_or_else(ApiError::signin_error)?;
+        if s.is_uat {
+            // Unified access tokens (Tableau Cloud) are not emulated.
+            return Err(ApiError::signin_error());
+        }
+        if let Some(jwt) = &s.jwt {
+            let impersonate = s.impersonate.as_deref().is_some_and(|t| !t.is_empty());
+            return self.sign_in_jwt(jwt, &site_id, impersonate);
+        }
         let on_site = |u: &&User| u.site_id == site_id;
         let (user_id, pat) = if let (Some(n), Some(sec)) = (&s.pat_name, &s.pat_secret) {
             let u = self
@@ -624,7 +718,6 @@ impl State {
                 .ok_or_else(ApiError::signin_error)?;
             (u.id.clone(), None)
         } else {
-            // JWT (connected apps) and anything else: not supported by the emulator.
             return Err(ApiError::signin_error());
         };
         let user_id = match &s.impersonate {
@@ -644,8 +737,48 @@ impl State {
             }
             _ => user_id,
         };
-        let (token, serial) = self.new_session(&site_id, &user_id, pat);
+        let (token, serial) = self.new_session(&site_id, &user_id, pat, None);
         Ok((token, serial, site_id, user_id))
+    }
+
+    /// Connected-app (direct trust) sign-in. Failures are 401001 with `(errorCode=N)`.
+    fn sign_in_jwt(
+        &mut self,
+        jwt: &str,
+        site_id: &str,
+        impersonate: bool,
+    ) -> Result<(String, u64, String, String), ApiError> {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default()
+            .as_secs_f64();
+        let apps: Vec<&ConnectedApp> = self
+            .connected_apps
+            .iter()
+            .filter(|a| a.site_id == site_id)
+            .collect();
+        let v = crate::jwt::verify(jwt, &apps, now).map_err(ApiError::jwt_signin_error)?;
+        let login_failed = || ApiError::jwt_signin_error(crate::jwt::LOGIN_FAILED);
+        if impersonate {
+            // The JWT names the user; `<user id>` is not allowed with it (a choice).
+            return Err(login_failed());
+        }
+        // `sub` is the user name, matched case-sensitively.
+        let user_id = self
+            .users
+            .iter()
+            .find(|u| u.site_id == site_id && u.name == v.sub)
+            .map(|u| u.id.clone())
+            .ok_or_else(login_failed)?;
+        self.jwt_seen
+            .retain(|_, exp| *exp > now - crate::jwt::SKEW_SECS);
+        let key = (v.client_id.clone(), v.jti.clone());
+        if self.jwt_seen.contains_key(&key) {
+            return Err(login_failed());
+        }
+        self.jwt_seen.insert(key, v.exp);
+        let (token, serial) = self.new_session(site_id, &user_id, None, Some(Arc::new(v.scopes)));
+        Ok((token, serial, site_id.to_owned(), user_id))
     }
 
     /// Validate a token (and extend its idle lifetime).
@@ -691,6 +824,7 @@ impl State {
             serial: s.serial,
             site_id: s.site_id.clone(),
             user_id: s.user_id.clone(),
+            scopes: s.scopes.clone(),
         })
     }
 
@@ -715,7 +849,7 @@ impl State {
             .as_ref()
             .is_some_and(|k| self.pat_live.get(k).map(String::as_str) == Some(token));
         if live {
-            self.new_session(&site_id, &user_id, pat);
+            self.new_session(&site_id, &user_id, pat, None);
         }
         if let Some(s) = self.sessions.get_mut(token) {
             s.ended = true;
@@ -816,7 +950,8 @@ impl State {
             })?;
         let pat = self.sessions.get(token.trim()).and_then(|s| s.pat.clone());
         self.sign_out(token);
-        let (t, serial) = self.new_session(&target, &user_id, pat);
+        // A JWT session keeps its scopes on the new site (a choice).
+        let (t, serial) = self.new_session(&target, &user_id, pat, auth.scopes.clone());
         Ok((t, serial, target, user_id))
     }
 

@@ -117,6 +117,10 @@ pub(crate) struct SignIn {
     pub pat_secret: Option<String>,
     pub site: String,
     pub impersonate: Option<String>,
+    /// Connected-app JWT (`jwt` attribute).
+    pub jwt: Option<String>,
+    /// `isUat="true"`: a Tableau Cloud unified access token.
+    pub is_uat: bool,
 }
 
 pub(crate) fn parse_signin_xml(body: &str) -> Option<SignIn> {
@@ -130,6 +134,10 @@ pub(crate) fn parse_signin_xml(body: &str) -> Option<SignIn> {
         password: cred.attr("password").map(str::to_owned),
         pat_name: cred.attr("personalAccessTokenName").map(str::to_owned),
         pat_secret: cred.attr("personalAccessTokenSecret").map(str::to_owned),
+        jwt: cred.attr("jwt").map(str::to_owned),
+        is_uat: cred
+            .attr("isUat")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true")),
         ..Default::default()
     };
     let site = elems
@@ -164,6 +172,12 @@ pub(crate) fn parse_signin_json(body: &str) -> Option<SignIn> {
             .and_then(|u| u.get("id"))
             .and_then(|x| x.as_str())
             .map(str::to_owned),
+        jwt: st("jwt"),
+        is_uat: match c.get("isUat") {
+            Some(serde_json::Value::Bool(b)) => *b,
+            Some(serde_json::Value::String(v)) => v.trim().eq_ignore_ascii_case("true"),
+            _ => false,
+        },
     })
 }
 
@@ -237,6 +251,28 @@ mod tests {
         assert_eq!(b.name.as_deref(), Some("admin"));
         assert!(parse_signin_xml("<tsRequest><credentials name='a'>").is_none());
         assert!(parse_signin_xml("not xml").is_none());
+    }
+
+    #[test]
+    fn signin_jwt_and_is_uat() {
+        let a = parse_signin_xml(
+            r#"<tsRequest><credentials jwt="h.p.s" isUat="false"><site contentUrl=""/></credentials></tsRequest>"#,
+        )
+        .unwrap();
+        assert_eq!((a.jwt.as_deref(), a.is_uat), (Some("h.p.s"), false));
+        let b = parse_signin_xml(
+            r#"<tsRequest><credentials jwt="h.p.s" isUat="true"><site contentUrl=""/></credentials></tsRequest>"#,
+        )
+        .unwrap();
+        assert!(b.is_uat);
+        let c = parse_signin_json(
+            r#"{"credentials":{"jwt":"h.p.s","isUat":true,"site":{"contentUrl":"qa"}}}"#,
+        )
+        .unwrap();
+        assert_eq!(
+            (c.jwt.as_deref(), c.is_uat, c.site.as_str()),
+            (Some("h.p.s"), true, "qa")
+        );
     }
 
     #[test]

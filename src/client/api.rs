@@ -254,7 +254,7 @@ impl Api {
             Auth::Pat { token_name, .. } => format!(
                 "the personal access token \"{token_name}\" is probably used by another job at the same time (Tableau allows one session per token: each sign-in ends the previous session). Give each concurrent job its own token"
             ),
-            Auth::Password { username, .. } => format!(
+            Auth::Password { username, .. } | Auth::ConnectedApp { username, .. } => format!(
                 "something ends the sessions of \"{username}\" as soon as they start (another job signing in, or an administrator); find it, or use a personal access token for this job"
             ),
         };
@@ -380,6 +380,13 @@ impl Api {
                     "<tsRequest><credentials name=\"{}\" password=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
                     escape(username.as_str()),
                     escape(secret.expose())
+                )
+            }
+            Auth::ConnectedApp { .. } => {
+                let jwt = super::jwt::sign(&self.auth)?;
+                format!(
+                    "<tsRequest><credentials jwt=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
+                    escape(jwt.expose())
                 )
             }
         };

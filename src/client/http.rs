@@ -183,7 +183,7 @@ fn classify(status: StatusCode, code: &str) -> (ErrorKind, &'static str) {
     match code {
         "401001" => (
             ErrorKind::Auth,
-            "sign-in was refused: check the token name and secret (or user name and password) and that \"site\" is the site's content URL as it appears after /site/ in the browser (\"\" for the Default site); with MFA on, use a personal access token",
+            "sign-in was refused: check the token name and secret (or user name and password; for a connected app: client id, secret id and value, that the app is enabled, the user name, and that this machine's clock is right) and that \"site\" is the site's content URL as it appears after /site/ in the browser (\"\" for the Default site); with MFA on, use a personal access token or a connected app",
         ),
         "401000" | "401002" => (
             ErrorKind::Auth,

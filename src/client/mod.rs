@@ -5,6 +5,7 @@
 
 pub mod api;
 pub mod http;
+pub mod jwt;
 pub mod multipart;
 pub mod retry;
 pub mod xml;
