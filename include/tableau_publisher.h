@@ -54,10 +54,43 @@ typedef enum tp_status {
   TP_ERR_INTERNAL = 14,
 } tp_status;
 
+// What a publish is doing, as reported to the progress callback. Values are fixed.
+typedef enum tp_phase {
+  // Reading server info and signing in.
+  TP_PHASE_SIGNING_IN = 1,
+  // Finding the project and checking the data source.
+  TP_PHASE_RESOLVING = 2,
+  // Sending the file's bytes.
+  TP_PHASE_UPLOADING = 3,
+  // Committing the publish.
+  TP_PHASE_COMMITTING = 4,
+  // Waiting for the asynchronous publish job.
+  TP_PHASE_WAITING_FOR_JOB = 5,
+  // Signing out.
+  TP_PHASE_SIGNING_OUT = 6,
+} tp_phase;
+
 // An opaque publisher handle: one configuration, one spool, one publish.
 // Create with `tp_init`, release with `tp_free`. Not thread-safe: use one handle per thread
 // at a time.
 typedef struct tp_publisher tp_publisher;
+
+// One progress report. Valid only during the callback.
+typedef struct tp_progress {
+  // The current phase.
+  enum tp_phase phase;
+  // File bytes handed to the connection in the current upload pass (starts again from 0
+  // when an upload is restarted in a new upload session).
+  uint64_t bytes_sent;
+  // File bytes in all.
+  uint64_t bytes_total;
+} tp_progress;
+
+// Called during `tp_finalize_and_publish`, on the thread that called it, at each phase change
+// and as bytes are sent (at most every 2 MiB). Never called while the library holds a lock
+// the callback could need. Return 0 to continue, non-zero to cancel: the publish then stops
+// as soon as possible with `TP_ERR_CANCELLED`, signs out, and keeps the spool.
+typedef int32_t (*tp_progress_callback)(void *userdata, const struct tp_progress *progress);
 
 #ifdef __cplusplus
 extern "C" {
@@ -81,6 +114,13 @@ enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t
 // here (for its SHA-256), must not change until the publish ends, and is never modified or
 // deleted, whatever the outcome. The caller keeps ownership of `path`.
 enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
+
+// Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
+// `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
+// callback is set. Can be called at any time between other calls on the handle.
+enum tp_status tp_set_progress_callback(struct tp_publisher *p,
+                                        tp_progress_callback callback,
+                                        void *userdata);
 
 // Publishes everything fed so far: reads server info, signs in (only now), resolves the
 // project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if

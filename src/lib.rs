@@ -10,6 +10,7 @@ pub mod error;
 pub mod ffi;
 pub mod filetype;
 pub mod manifest;
+pub mod progress;
 pub mod publish;
 pub mod publisher;
 pub mod spool;

@@ -19,6 +19,7 @@ use crate::client::{http::Http, Api};
 use crate::config::{AsJob, Config, Mode, ProjectTarget, MAX_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
+use crate::progress::{Phase, Reporter};
 use crate::spool::Sealed;
 
 /// Tableau's documented cap on blocks per uploaded file.
@@ -72,7 +73,13 @@ fn mode_name(mode: Mode) -> &'static str {
 }
 
 /// Runs the whole publish. Signs out afterwards whether or not publishing worked.
-pub async fn run(config: &Config, sealed: &Sealed, file_type: FileType) -> Result<PublishResult> {
+pub async fn run(
+    config: &Config,
+    sealed: &Sealed,
+    file_type: FileType,
+    reporter: &Reporter,
+) -> Result<PublishResult> {
+    reporter.phase(Phase::SigningIn);
     let http = Http::new(&config.server_url, config.request_timeout)?;
     let r = &config.retry;
     let policy = RetryPolicy {
@@ -88,7 +95,8 @@ pub async fn run(config: &Config, sealed: &Sealed, file_type: FileType) -> Resul
         &config.auth,
         policy,
         r.max_reauthentications,
-    );
+    )
+    .with_reporter(reporter.clone());
     match &config.api_version {
         Some(v) => api.set_version(v),
         None => {
@@ -101,10 +109,12 @@ pub async fn run(config: &Config, sealed: &Sealed, file_type: FileType) -> Resul
         config,
         sealed,
         file_type,
+        reporter,
     }
     .run()
     .await;
     // Sign-out failing must not turn a publish that worked into a failure.
+    reporter.phase(Phase::SigningOut);
     let _ = api.sign_out().await;
     let mut result = outcome?;
     let counters = api.counters();
@@ -134,12 +144,14 @@ struct Publish<'a> {
     config: &'a Config,
     sealed: &'a Sealed,
     file_type: FileType,
+    reporter: &'a Reporter,
 }
 
 impl Publish<'_> {
     async fn run(&self) -> Result<PublishResult> {
         let (api, config, sealed) = (self.api, self.config, self.sealed);
         let name = &config.datasource_name;
+        self.reporter.phase(Phase::Resolving);
         let (project_id, project_name) = resolve_project(api, &config.project).await?;
         let chunked = sealed.len >= config.single_request_max_bytes;
         let as_job = match config.as_job {
@@ -200,6 +212,7 @@ impl Publish<'_> {
             self.upload_and_commit(&target, params, &payload).await?
         } else {
             let hash = PassHash::new();
+            self.reporter.start_upload(sealed.len);
             let filename = format!("{}.{}", ascii_file_stem(name), self.file_type.as_str());
             let file = FilePart {
                 name: "tableau_datasource",
@@ -225,6 +238,7 @@ impl Publish<'_> {
         let (datasource, job_id) = match published {
             Published::Datasource(d) => (Some(d), None),
             Published::Job(job) => {
+                self.reporter.phase(Phase::WaitingForJob);
                 self.refresh_old_session().await?;
                 self.wait_for_job(&job.id, &target).await?;
                 let d = find_datasource(
@@ -288,6 +302,7 @@ impl Publish<'_> {
         loop {
             let session = api.initiate_upload().await?;
             let hash = PassHash::new();
+            self.reporter.start_upload(sealed.len);
             let mut offset = 0;
             let mut failure = None;
             while offset < sealed.len {
@@ -312,6 +327,7 @@ impl Publish<'_> {
             let failure = match failure {
                 Some(e) => e,
                 None => {
+                    self.reporter.phase(Phase::Committing);
                     let commit = PublishParams {
                         upload_session_id: Some(&session),
                         ..params

@@ -7,6 +7,7 @@ use crate::config::{Config, Mode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
 use crate::manifest::{resume_command, Manifest};
+use crate::progress::{ProgressFn, Reporter};
 use crate::publish::{self, PublishResult};
 use crate::spool::{Sealed, Spool};
 
@@ -26,6 +27,7 @@ pub struct Publisher {
     spool: Spool,
     state: State,
     result: Option<PublishResult>,
+    progress: Option<ProgressFn>,
 }
 
 impl Publisher {
@@ -37,6 +39,7 @@ impl Publisher {
             config,
             state: State::Open,
             result: None,
+            progress: None,
         })
     }
 
@@ -52,7 +55,14 @@ impl Publisher {
             config,
             state: State::Failed,
             result: None,
+            progress: None,
         })
+    }
+
+    /// Sets (or with `None` clears) the function told about progress during
+    /// [`finalize_and_publish`](Self::finalize_and_publish); it returns `false` to cancel.
+    pub fn set_progress(&mut self, progress: Option<ProgressFn>) {
+        self.progress = progress;
     }
 
     /// The validated configuration.
@@ -170,7 +180,7 @@ impl Publisher {
         }
     }
 
-    fn publish_sealed(&self, sealed: &Sealed) -> Result<PublishResult> {
+    fn publish_sealed(&mut self, sealed: &Sealed) -> Result<PublishResult> {
         let file_type = match self.config.file_type {
             Some(t) => t,
             None => FileType::detect(&sealed.head).ok_or_else(|| {
@@ -190,7 +200,9 @@ impl Publisher {
             .enable_all()
             .build()
             .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
-        let result = runtime.block_on(publish::run(&self.config, sealed, file_type));
+        let reporter = Reporter::new(self.progress.take());
+        let result = runtime.block_on(publish::run(&self.config, sealed, file_type, &reporter));
+        self.progress = reporter.take_callback();
         // Reader threads stop as soon as their request ends; never let one hold the host.
         runtime.shutdown_timeout(std::time::Duration::from_secs(10));
         result

@@ -62,6 +62,9 @@ fn run(binary: &Path, env: &Env, name: &str) {
         ])
         // Rust's runtime keeps some allocations until exit; leaks are not what this checks.
         .env("ASAN_OPTIONS", "detect_leaks=0")
+        // cargo puts target/<profile> (where a stale copy from an older `cargo build` may sit)
+        // on LD_LIBRARY_PATH, which wins over the rpath: load the library this test run built.
+        .env("LD_LIBRARY_PATH", lib_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -116,6 +119,9 @@ fn cpp_wrapper_publishes_and_throws() {
             &sha,
         ])
         .env("ASAN_OPTIONS", "detect_leaks=0")
+        // cargo puts target/<profile> (where a stale copy from an older `cargo build` may sit)
+        // on LD_LIBRARY_PATH, which wins over the rpath: load the library this test run built.
+        .env("LD_LIBRARY_PATH", lib_dir())
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&out.stdout);

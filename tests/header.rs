@@ -18,56 +18,86 @@ fn committed_header_matches_cbindgen() {
     );
 }
 
+/// Every name the header declares: macros, types, enum values, functions.
+fn declared_names() -> Vec<(&'static str, String)> {
+    let mut names = Vec::new();
+    let mut in_enum = false;
+    for line in GENERATED.lines().map(str::trim) {
+        if line.is_empty()
+            || line.starts_with("//")
+            || line.starts_with("/*")
+            || line.starts_with('*')
+        {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("#define ") {
+            names.push(("macro", rest.split_whitespace().next().unwrap().to_owned()));
+        } else if line.starts_with('#') {
+            continue;
+        } else if let Some(rest) = line.strip_prefix("typedef ") {
+            let words: Vec<&str> = rest.split_whitespace().collect();
+            if let Some(pointer) = rest.split("(*").nth(1) {
+                names.push((
+                    "function pointer type",
+                    pointer.split(')').next().unwrap().to_owned(),
+                ));
+            } else if words.last() == Some(&"{") {
+                names.push(("type", words[1].to_owned()));
+                in_enum = words[0] == "enum";
+            } else {
+                names.push((
+                    "type",
+                    words.last().unwrap().trim_end_matches(';').to_owned(),
+                ));
+            }
+        } else if let Some(rest) = line.strip_prefix('}') {
+            let name = rest.trim().trim_end_matches(';');
+            if !name.is_empty() && !name.starts_with("//") {
+                names.push(("type", name.to_owned()));
+            }
+            in_enum = false;
+        } else if in_enum {
+            names.push((
+                "enum value",
+                line.split([' ', ',']).next().unwrap().to_owned(),
+            ));
+        } else if let Some(open) = line.find('(') {
+            if !line.starts_with("extern") {
+                let name = line[..open].rsplit([' ', '*']).next().unwrap();
+                names.push(("function", name.to_owned()));
+            }
+        }
+    }
+    names
+}
+
 #[test]
 fn header_exports_only_tp_names() {
-    for line in GENERATED.lines() {
-        let line = line.trim();
-        if let Some(rest) = line.strip_prefix("#define ") {
-            let name = rest.split_whitespace().next().unwrap();
-            assert!(
-                name.starts_with("TP_") || name == "TABLEAU_PUBLISHER_H",
-                "macro {name}"
-            );
-        }
-        if line.ends_with(");") && line.contains('(') && !line.starts_with("//") {
-            let before = line.split('(').next().unwrap();
-            let name = before.rsplit([' ', '*']).next().unwrap();
-            assert!(name.starts_with("tp_"), "function {name}");
-        }
-        if let Some(rest) = line.strip_prefix("typedef ") {
-            let words: Vec<&str> = rest.split_whitespace().collect();
-            let name = if words.last() == Some(&"{") {
-                words[1]
-            } else {
-                words.last().unwrap().trim_end_matches(';')
-            };
-            assert!(name.starts_with("tp_"), "type {name}");
-        }
-        if let Some(rest) = line
-            .strip_prefix("} ")
-            .filter(|r| !r.trim_start().starts_with("//"))
-        {
-            let name = rest.trim_end_matches(';');
-            assert!(name.starts_with("tp_"), "type {name}");
-        }
-        if line.ends_with(',') && !line.starts_with("//") {
-            assert!(line.starts_with("TP_"), "enum value {line}");
-        }
+    let names = declared_names();
+    for (kind, name) in &names {
+        let ok =
+            name.starts_with("tp_") || name.starts_with("TP_") || name == "TABLEAU_PUBLISHER_H";
+        assert!(ok, "{kind} {name} does not start with tp_/TP_");
     }
     for required in [
         "tp_init",
         "tp_feed_chunk",
+        "tp_feed_file",
         "tp_finalize_and_publish",
         "tp_last_error",
         "tp_result_json",
         "tp_free",
         "tp_version",
+        "tp_set_progress_callback",
     ] {
         assert!(
-            GENERATED.contains(&format!("{required}(")),
+            names.iter().any(|(k, n)| *k == "function" && n == required),
             "{required} missing from the header"
         );
     }
+    assert!(names
+        .iter()
+        .any(|(k, n)| *k == "enum value" && n == "TP_ERR_INTERNAL"));
 }
 
 #[test]

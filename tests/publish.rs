@@ -576,3 +576,77 @@ fn connected_app_refusals_are_clear() {
     );
     assert!(env.datasources().is_empty());
 }
+
+#[test]
+fn progress_reports_phases_and_bytes() {
+    use std::sync::{Arc, Mutex};
+    use tableau_publisher::progress::{Phase, Progress};
+    let env = Env::start();
+    let seen: Arc<Mutex<Vec<Progress>>> = Arc::default();
+    let sink = seen.clone();
+    let data = extract(640 * 1024 + 5, 40);
+    let mut p = Publisher::new(&env.config(json!({
+        "single_request_max_bytes": 256 * 1024, "chunk_size_bytes": 128 * 1024, "as_job": true
+    })))
+    .unwrap();
+    common::feed(&mut p, &data).unwrap();
+    p.set_progress(Some(Box::new(move |r: &Progress| {
+        sink.lock().unwrap().push(*r);
+        true
+    })));
+    p.finalize_and_publish().unwrap();
+    let seen = seen.lock().unwrap();
+    let mut phases: Vec<Phase> = seen.iter().map(|r| r.phase).collect();
+    phases.dedup();
+    assert_eq!(
+        phases,
+        [
+            Phase::SigningIn,
+            Phase::Resolving,
+            Phase::Uploading,
+            Phase::Committing,
+            Phase::WaitingForJob,
+            Phase::SigningOut
+        ]
+    );
+    let uploads: Vec<u64> = seen
+        .iter()
+        .filter(|r| r.phase == Phase::Uploading)
+        .map(|r| r.bytes_sent)
+        .collect();
+    assert!(
+        uploads.windows(2).all(|w| w[0] <= w[1]),
+        "monotonic: {uploads:?}"
+    );
+    assert_eq!(*uploads.last().unwrap(), data.len() as u64);
+    assert!(seen
+        .iter()
+        .all(|r| r.phase != Phase::Uploading || r.bytes_total == data.len() as u64));
+}
+
+#[test]
+fn host_cancels_mid_upload_and_the_data_is_kept() {
+    use tableau_publisher::progress::{Phase, Progress};
+    let env = Env::start();
+    let data = extract(LIMIT + 3 * MIB, 41);
+    let mut p = Publisher::new(&env.config(json!({"chunk_size_bytes": 16 * MIB}))).unwrap();
+    common::feed(&mut p, &data).unwrap();
+    p.set_progress(Some(Box::new(|r: &Progress| {
+        !(r.phase == Phase::Uploading && r.bytes_sent >= 20 * MIB as u64)
+    })));
+    let err = p.finalize_and_publish().unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Cancelled, "{err}");
+    assert!(err.message().contains("cancelled by the host"), "{err}");
+    assert!(env.datasources().is_empty());
+    assert!(env.count("PUT", "/fileUploads/") < 5, "stopped early");
+    assert_eq!(
+        env.count("POST", "/auth/signout"),
+        1,
+        "signed out after cancelling"
+    );
+    assert_eq!(env.manifests().len(), 1, "data kept with its manifest");
+    // The same handle publishes once the host lets it.
+    p.set_progress(None);
+    let r = p.finalize_and_publish().unwrap().clone();
+    assert_eq!(r.sha256, sha256_hex(&data));
+}

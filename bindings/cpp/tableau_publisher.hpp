@@ -9,6 +9,7 @@
 #ifndef TABLEAU_PUBLISHER_HPP
 #define TABLEAU_PUBLISHER_HPP
 
+#include <functional>
 #include <stdexcept>
 #include <string>
 #include <utility>
@@ -63,8 +64,25 @@ public:
         check(tp_finalize_and_publish(live()));
         return tp_result_json(handle_);
     }
+    /// As publish(), telling `on_progress` how it goes (on this thread). Returning false, or
+    /// throwing, cancels: the publish then throws tableau::Error with TP_ERR_CANCELLED.
+    std::string publish(const std::function<bool(const tp_progress &)> &on_progress) {
+        check(tp_set_progress_callback(live(), &trampoline, const_cast<void *>(static_cast<const void *>(&on_progress))));
+        tp_status rc = tp_finalize_and_publish(handle_);
+        tp_set_progress_callback(handle_, nullptr, nullptr);
+        check(rc);
+        return tp_result_json(handle_);
+    }
 
 private:
+    static int32_t trampoline(void *userdata, const tp_progress *progress) {
+        try {
+            const auto &f = *static_cast<const std::function<bool(const tp_progress &)> *>(userdata);
+            return f(*progress) ? 0 : 1;
+        } catch (...) {
+            return 1;  // never let an exception cross into the library
+        }
+    }
     tp_publisher *live() const {
         if (!handle_) throw Error(TP_ERR_STATE, "this Publisher was moved from");
         return handle_;

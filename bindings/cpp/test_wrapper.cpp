@@ -35,7 +35,14 @@ int main(int argc, char **argv) {
         tableau::Publisher p(config(url, spool, "From C++"));
         for (size_t i = 0; i < bytes.size(); i += 7000) p.feed(bytes.data() + i, std::min<size_t>(7000, bytes.size() - i));
         tableau::Publisher moved = std::move(p);
-        const std::string result = moved.publish();
+        int calls = 0;
+        uint64_t sent = 0;
+        const std::string result = moved.publish([&](const tp_progress &pr) {
+            calls++;
+            if (pr.phase == TP_PHASE_UPLOADING) sent = pr.bytes_sent;
+            return true;
+        });
+        CHECK(calls >= 5 && sent == bytes.size(), "progress reported every byte");
         CHECK(result.find(sha) != std::string::npos, "result has the sha256");
         try {
             p.feed("x");
@@ -46,6 +53,17 @@ int main(int argc, char **argv) {
     } catch (const tableau::Error &e) {
         std::fprintf(stderr, "unexpected: %s\n", e.what());
         failed++;
+    }
+    try {
+        tableau::Publisher cancelled(config(url, spool, "From C++ cancelled"));
+        cancelled.feed(bytes);
+        cancelled.publish([](const tp_progress &pr) -> bool {
+            if (pr.phase == TP_PHASE_UPLOADING) throw std::runtime_error("host says stop");
+            return true;
+        });
+        CHECK(false, "cancel throws");
+    } catch (const tableau::Error &e) {
+        CHECK(e.status() == TP_ERR_CANCELLED, "an exception in the callback cancels");
     }
     try {
         tableau::Publisher bad("{\"server_url\":1}");

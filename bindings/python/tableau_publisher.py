@@ -34,6 +34,17 @@ class PublisherError(Exception):
         super().__init__(f"{self.name}: {message}")
 
 
+PHASES = {1: "signing_in", 2: "resolving", 3: "uploading", 4: "committing",
+          5: "waiting_for_job", 6: "signing_out"}
+
+
+class _Progress(ctypes.Structure):
+    _fields_ = [("phase", ctypes.c_int), ("bytes_sent", ctypes.c_uint64), ("bytes_total", ctypes.c_uint64)]
+
+
+_PROGRESS_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int32, ctypes.c_void_p, ctypes.POINTER(_Progress))
+
+
 def _library_name():
     if sys.platform == "win32":
         return "tableau_publisher.dll"
@@ -65,6 +76,8 @@ def _load():
     lib.tp_result_json.restype = ctypes.c_char_p
     lib.tp_free.argtypes = [handle]
     lib.tp_free.restype = None
+    lib.tp_set_progress_callback.argtypes = [handle, _PROGRESS_CALLBACK, ctypes.c_void_p]
+    lib.tp_set_progress_callback.restype = ctypes.c_int
     lib.tp_version.argtypes = []
     lib.tp_version.restype = ctypes.c_char_p
     lib.tp_abi_version.argtypes = []
@@ -120,11 +133,29 @@ class Publisher:
         """Uses an existing file as the whole input, published in place."""
         self._check(library().tp_feed_file(self._live(), os.fsencode(path)))
 
-    def publish(self):
-        """Signs in, uploads, publishes, signs out; returns the result as a dict."""
+    def publish(self, progress=None):
+        """Signs in, uploads, publishes, signs out; returns the result as a dict.
+
+        progress(phase, bytes_sent, bytes_total) is called on this thread as the publish goes;
+        returning True (or raising) cancels it with TP_ERR_CANCELLED, keeping the data."""
         handle = self._live()
-        self._check(library().tp_finalize_and_publish(handle))
-        return json.loads(library().tp_result_json(handle).decode("utf-8"))
+        lib = library()
+        callback = None
+        if progress is not None:
+            def on_progress(_userdata, report):
+                r = report.contents
+                try:
+                    return 1 if progress(PHASES.get(r.phase, r.phase), r.bytes_sent, r.bytes_total) else 0
+                except BaseException:  # never let an exception unwind into the library
+                    return 1
+            callback = _PROGRESS_CALLBACK(on_progress)  # kept alive for the whole call
+            self._check(lib.tp_set_progress_callback(handle, callback, None))
+        try:
+            self._check(lib.tp_finalize_and_publish(handle))
+        finally:
+            if callback is not None:
+                lib.tp_set_progress_callback(handle, _PROGRESS_CALLBACK(), None)
+        return json.loads(lib.tp_result_json(handle).decode("utf-8"))
 
     def close(self):
         """Frees the handle; safe to call twice."""

@@ -89,6 +89,21 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(e.exception.name, "TP_ERR_NOT_FOUND")
         self.assertNotIn("ci-secret", str(e.exception))
 
+    def test_progress_and_cancel(self):
+        seen = []
+        with tp.Publisher(self.config(datasource_name="py-progress")) as p:
+            p.feed(SAMPLE_BYTES)
+            p.publish(progress=lambda phase, sent, total: seen.append((phase, sent, total)))
+        self.assertEqual(seen[0][0], "signing_in")
+        self.assertEqual(seen[-1][0], "signing_out")
+        self.assertIn(("uploading", len(SAMPLE_BYTES), len(SAMPLE_BYTES)), seen)
+        with tp.Publisher(self.config(datasource_name="py-cancel")) as p:
+            p.feed(SAMPLE_BYTES)
+            with self.assertRaises(tp.PublisherError) as e:
+                p.publish(progress=lambda phase, sent, total: phase == "uploading")
+            self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
+            self.assertEqual(p.publish()["bytes"], len(SAMPLE_BYTES))
+
     def test_version(self):
         self.assertRegex(tp.version(), r"^\d+\.\d+\.\d+")
 

@@ -20,6 +20,7 @@ use super::retry::{self, Retry, RetryPolicy};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
 use crate::config::{parse_version, Auth};
 use crate::error::{Error, ErrorKind, Result};
+use crate::progress::Reporter;
 
 /// The newest REST API version this client was written against.
 pub const CLIENT_MAX_API_VERSION: &str = "3.28";
@@ -71,6 +72,8 @@ enum Kind {
     Idempotent,
     /// Changes server state (append, commit): re-sent only if it provably did not apply.
     StateChanging,
+    /// Sign-out: idempotent, and still sent after the host cancelled.
+    Cleanup,
 }
 
 /// Query parameters of Publish Data Source.
@@ -101,6 +104,7 @@ pub struct Api {
     reauthentications: Cell<u32>,
     counters: Cell<Counters>,
     server_time: Cell<Option<SystemTime>>,
+    reporter: Reporter,
 }
 
 impl Api {
@@ -125,7 +129,24 @@ impl Api {
             reauthentications: Cell::new(0),
             counters: Cell::new(Counters::default()),
             server_time: Cell::new(None),
+            reporter: Reporter::default(),
         }
+    }
+
+    /// Reports progress to (and takes cancellation from) `reporter`.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Api {
+        self.reporter = reporter;
+        self
+    }
+
+    fn check_cancelled(&self, kind: Kind) -> Result<()> {
+        if kind != Kind::Cleanup && self.reporter.is_cancelled() {
+            return Err(Error::new(
+                ErrorKind::Cancelled,
+                "the publish was cancelled by the host (its progress callback returned non-zero)",
+            ));
+        }
+        Ok(())
     }
 
     /// The REST API version in use.
@@ -184,6 +205,7 @@ impl Api {
         let mut reauthenticated = false;
         let mut attempts = 1u32;
         loop {
+            self.check_cancelled(kind)?;
             let token = if authed {
                 let t = self.token.borrow().clone();
                 Some(t.ok_or_else(|| {
@@ -204,6 +226,7 @@ impl Api {
                 }
                 Err(e) => e,
             };
+            self.check_cancelled(kind)?;
             if authed && err.is_session_ended() {
                 if reauthenticated {
                     return Err(self.session_keeps_dying(err));
@@ -213,7 +236,7 @@ impl Api {
                 continue;
             }
             let decision = match kind {
-                Kind::Idempotent => retry::for_idempotent(&err, &self.policy),
+                Kind::Idempotent | Kind::Cleanup => retry::for_idempotent(&err, &self.policy),
                 Kind::StateChanging => retry::for_state_changing(&err, &self.policy),
             };
             let wait = match decision {
@@ -351,7 +374,7 @@ impl Api {
         file: Option<FilePart<'_>>,
         hash: &PassHash,
     ) -> Result<RequestBuilder> {
-        let body = multipart::body(payload_xml, file, Some(hash.clone()))?;
+        let body = multipart::body(payload_xml, file, Some(hash.clone()), &self.reporter)?;
         Ok(self
             .with_token(method, path, token)
             .header(CONTENT_TYPE, body.content_type)
@@ -416,7 +439,7 @@ impl Api {
         };
         let path = format!("/api/{}/auth/signout", self.version);
         let req = |_: Option<&str>| Ok(self.with_token(Method::POST, &path, Some(&token)));
-        match self.call("Sign Out", Kind::Idempotent, false, &req).await {
+        match self.call("Sign Out", Kind::Cleanup, false, &req).await {
             Err(e) if e.is_session_ended() => Ok(()),
             other => other.map(|_| ()),
         }

@@ -14,6 +14,7 @@ use futures_util::stream::{self, StreamExt};
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::progress::Reporter;
 
 /// Bytes read from disk per piece of a streamed body.
 const PIECE: usize = 2 * 1024 * 1024;
@@ -144,12 +145,14 @@ impl Drop for Pooled {
     }
 }
 
-/// Reads `len` bytes of `path` from `offset` on a blocking thread, a few pieces ahead.
+/// Reads `len` bytes of `path` from `offset` on a blocking thread, a few pieces ahead, and
+/// reports each piece as it is handed to the connection; fails the body if the host cancels.
 fn file_pieces(
     path: PathBuf,
     offset: u64,
     len: u64,
     hash: Option<PassHash>,
+    reporter: Reporter,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<Bytes>>(READ_AHEAD);
     tokio::task::spawn_blocking(move || {
@@ -190,14 +193,39 @@ fn file_pieces(
             let _ = tx.blocking_send(Err(e));
         }
     });
-    stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|item| (item, rx))
-    })
+    stream::unfold(
+        (rx, offset, reporter),
+        |(mut rx, at, reporter)| async move {
+            if at == u64::MAX {
+                return None;
+            }
+            if reporter.is_cancelled() {
+                let cancelled =
+                    std::io::Error::new(std::io::ErrorKind::Interrupted, "cancelled by the host");
+                return Some((Err(cancelled), (rx, u64::MAX, reporter)));
+            }
+            let item = rx.recv().await?;
+            let at = match &item {
+                Ok(piece) => {
+                    let end = at + piece.len() as u64;
+                    reporter.sent_up_to(end);
+                    end
+                }
+                Err(_) => at,
+            };
+            Some((item, (rx, at, reporter)))
+        },
+    )
 }
 
 /// Builds the two-part body: `request_payload` (text/xml) and, optionally, the file part.
 /// Called again for every attempt: a streamed body cannot be replayed.
-pub fn body(payload_xml: &str, file: Option<FilePart<'_>>, hash: Option<PassHash>) -> Result<Body> {
+pub fn body(
+    payload_xml: &str,
+    file: Option<FilePart<'_>>,
+    hash: Option<PassHash>,
+    reporter: &Reporter,
+) -> Result<Body> {
     let boundary = boundary();
     let mut head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"request_payload\"\r\nContent-Type: text/xml\r\n\r\n{payload_xml}\r\n"
@@ -226,7 +254,13 @@ pub fn body(payload_xml: &str, file: Option<FilePart<'_>>, hash: Option<PassHash
             &e,
         )
     })?;
-    let pieces = file_pieces(file.path.to_path_buf(), file.offset, file.len, hash);
+    let pieces = file_pieces(
+        file.path.to_path_buf(),
+        file.offset,
+        file.len,
+        hash,
+        reporter.clone(),
+    );
     let stream = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) })
         .chain(pieces)
         .chain(stream::once(async move { Ok(Bytes::from(tail)) }));

@@ -4,6 +4,7 @@
 #![allow(clippy::missing_safety_doc)]
 
 mod boundary;
+mod callbacks;
 mod handle;
 mod last_error;
 mod status;
@@ -12,6 +13,7 @@ use std::ffi::{c_char, CStr};
 use std::ptr;
 
 use boundary::ffi_boundary;
+pub use callbacks::{tp_phase, tp_progress, tp_progress_callback};
 pub use handle::tp_publisher;
 use last_error::{init_error, set_init_error, to_cstring};
 pub use status::{tp_status, TP_ABI_VERSION};
@@ -144,6 +146,27 @@ pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char)
             Ok(()) => tp_status::TP_OK,
             Err(e) => fail(h, &e),
         }
+    })
+}
+
+/// Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
+/// `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
+/// callback is set. Can be called at any time between other calls on the handle.
+#[no_mangle]
+pub unsafe extern "C" fn tp_set_progress_callback(
+    p: *mut tp_publisher,
+    callback: tp_progress_callback,
+    userdata: *mut std::ffi::c_void,
+) -> tp_status {
+    ffi_boundary!(panicked(p, "tp_set_progress_callback"), {
+        // SAFETY: NULL or a live handle per the contract.
+        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
+            return null_handle("tp_set_progress_callback");
+        };
+        h.last_error = Default::default();
+        h.inner
+            .set_progress(callback.map(|cb| callbacks::adapt(cb, userdata)));
+        tp_status::TP_OK
     })
 }
 

@@ -32,6 +32,26 @@ static void make_config(const char *url, const char *spool, const char *extra) {
              url, spool, extra);
 }
 
+struct progress_log {
+    int calls;
+    int phases_seen;
+    uint64_t last_sent;
+    uint64_t total;
+    int cancel_after_uploading;
+};
+
+static int32_t on_progress(void *userdata, const tp_progress *progress) {
+    struct progress_log *log = (struct progress_log *)userdata;
+    log->calls++;
+    log->phases_seen |= 1 << (int)progress->phase;
+    if (progress->phase == TP_PHASE_UPLOADING) {
+        log->last_sent = progress->bytes_sent;
+        log->total = progress->bytes_total;
+        if (log->cancel_after_uploading) return 1;
+    }
+    return 0;
+}
+
 static int feed_file(tp_publisher *p, const char *path, size_t piece) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -86,6 +106,9 @@ int main(int argc, char **argv) {
     CHECK(strlen(tp_last_error(p)) > 0, "message for (NULL, 5)");
     CHECK(tp_result_json(p) == NULL, "no result before finalize");
     CHECK(feed_file(p, input, 1000) == 0, "feed the file");
+    struct progress_log log = {0, 0, 0, 0, 0};
+    CHECK(tp_set_progress_callback(NULL, on_progress, &log) == TP_ERR_INVALID_ARGUMENT, "callback on NULL handle");
+    CHECK(tp_set_progress_callback(p, on_progress, &log) == TP_OK, "set progress callback");
     tp_status rc = tp_finalize_and_publish(p);
     CHECK(rc == TP_OK, "finalize");
     if (rc != TP_OK) fprintf(stderr, "  error: %s\n", tp_last_error(p));
@@ -93,6 +116,11 @@ int main(int argc, char **argv) {
     CHECK(result != NULL && strstr(result, sha) != NULL, "result JSON has the sha256");
     CHECK(result != NULL && strstr(result, "\"datasource_id\":\"") != NULL, "result JSON has the id");
     if (result) printf("%s\n", result);
+    CHECK(log.calls >= 5, "progress callback was called");
+    CHECK((log.phases_seen & (1 << TP_PHASE_SIGNING_IN)) && (log.phases_seen & (1 << TP_PHASE_UPLOADING)) &&
+              (log.phases_seen & (1 << TP_PHASE_SIGNING_OUT)),
+          "progress saw sign-in, upload and sign-out");
+    CHECK(log.total > 0 && log.last_sent == log.total, "progress counted every byte");
     CHECK(tp_feed_chunk(p, (const uint8_t *)"x", 1) == TP_ERR_STATE, "feed after finalize");
     CHECK(tp_finalize_and_publish(p) == TP_ERR_STATE, "finalize twice");
     CHECK(strstr(tp_last_error(p), "already published") != NULL, "state message");
@@ -121,6 +149,23 @@ int main(int argc, char **argv) {
         CHECK(still != NULL, "input file still exists");
         if (still) fclose(still);
     }
+    tp_free(p);
+    p = NULL;
+
+    /* The host cancels from the progress callback: TP_ERR_CANCELLED, nothing published. */
+    make_config(url, spool, "");
+    {
+        char *c = strstr(config, "From C");
+        memcpy(c, "From X", 6);
+    }
+    CHECK(tp_init(config, &p) == TP_OK, "init for cancel");
+    CHECK(feed_file(p, input, 4096) == 0, "feed for cancel");
+    struct progress_log cancel = {0, 0, 0, 0, 1};
+    tp_set_progress_callback(p, on_progress, &cancel);
+    CHECK(tp_finalize_and_publish(p) == TP_ERR_CANCELLED, "cancel gives TP_ERR_CANCELLED");
+    CHECK(strstr(tp_last_error(p), "cancelled") != NULL, "cancel message");
+    CHECK(tp_set_progress_callback(p, NULL, NULL) == TP_OK, "clear the callback");
+    CHECK(tp_finalize_and_publish(p) == TP_OK, "publish after a cancel");
     tp_free(p);
     p = NULL;
 

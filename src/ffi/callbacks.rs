@@ -1,0 +1,79 @@
+//! The progress callback: typedefs, the C view of a progress report, and the adapter that
+//! turns a C function pointer plus `userdata` into the core's progress function.
+
+use std::ffi::c_void;
+
+use crate::progress::{Phase, Progress, ProgressFn};
+
+/// What a publish is doing, as reported to the progress callback. Values are fixed.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum tp_phase {
+    /// Reading server info and signing in.
+    TP_PHASE_SIGNING_IN = 1,
+    /// Finding the project and checking the data source.
+    TP_PHASE_RESOLVING = 2,
+    /// Sending the file's bytes.
+    TP_PHASE_UPLOADING = 3,
+    /// Committing the publish.
+    TP_PHASE_COMMITTING = 4,
+    /// Waiting for the asynchronous publish job.
+    TP_PHASE_WAITING_FOR_JOB = 5,
+    /// Signing out.
+    TP_PHASE_SIGNING_OUT = 6,
+}
+
+/// One progress report. Valid only during the callback.
+#[repr(C)]
+#[allow(non_camel_case_types)]
+#[derive(Clone, Copy, Debug)]
+pub struct tp_progress {
+    /// The current phase.
+    pub phase: tp_phase,
+    /// File bytes handed to the connection in the current upload pass (starts again from 0
+    /// when an upload is restarted in a new upload session).
+    pub bytes_sent: u64,
+    /// File bytes in all.
+    pub bytes_total: u64,
+}
+
+/// Called during `tp_finalize_and_publish`, on the thread that called it, at each phase change
+/// and as bytes are sent (at most every 2 MiB). Never called while the library holds a lock
+/// the callback could need. Return 0 to continue, non-zero to cancel: the publish then stops
+/// as soon as possible with `TP_ERR_CANCELLED`, signs out, and keeps the spool.
+#[allow(non_camel_case_types)]
+pub type tp_progress_callback =
+    Option<unsafe extern "C" fn(userdata: *mut c_void, progress: *const tp_progress) -> i32>;
+
+impl From<Phase> for tp_phase {
+    fn from(p: Phase) -> tp_phase {
+        match p {
+            Phase::SigningIn => tp_phase::TP_PHASE_SIGNING_IN,
+            Phase::Resolving => tp_phase::TP_PHASE_RESOLVING,
+            Phase::Uploading => tp_phase::TP_PHASE_UPLOADING,
+            Phase::Committing => tp_phase::TP_PHASE_COMMITTING,
+            Phase::WaitingForJob => tp_phase::TP_PHASE_WAITING_FOR_JOB,
+            Phase::SigningOut => tp_phase::TP_PHASE_SIGNING_OUT,
+        }
+    }
+}
+
+/// Adapts a C callback into the core's progress function. `userdata` is carried as an address
+/// because the core requires `Send`; the contract says the callback only ever runs on the
+/// thread inside `tp_finalize_and_publish`.
+pub(crate) fn adapt(
+    callback: unsafe extern "C" fn(*mut c_void, *const tp_progress) -> i32,
+    userdata: *mut c_void,
+) -> ProgressFn {
+    let userdata = userdata as usize;
+    Box::new(move |p: &Progress| {
+        let report = tp_progress {
+            phase: p.phase.into(),
+            bytes_sent: p.bytes_sent,
+            bytes_total: p.bytes_total,
+        };
+        // SAFETY: the host registered this function and userdata for exactly this use.
+        unsafe { callback(userdata as *mut c_void, &report) == 0 }
+    })
+}

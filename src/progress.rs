@@ -1,0 +1,115 @@
+//! Progress reports to the host during a publish, and cancellation by the host's answer.
+//!
+//! The host's function is called on the thread inside `finalize_and_publish` only (the I/O
+//! runtime is single-threaded and runs there), at each phase change and as file bytes are
+//! handed to the connection. Returning `false` cancels the publish as soon as possible.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// What the publish is doing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    /// Reading server info and signing in.
+    SigningIn,
+    /// Finding the project and checking the data source.
+    Resolving,
+    /// Sending the file's bytes.
+    Uploading,
+    /// Committing the publish.
+    Committing,
+    /// Waiting for the asynchronous publish job.
+    WaitingForJob,
+    /// Signing out.
+    SigningOut,
+}
+
+/// One progress report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Progress {
+    /// The current phase.
+    pub phase: Phase,
+    /// File bytes handed to the connection in the current upload pass.
+    pub bytes_sent: u64,
+    /// File bytes in all.
+    pub bytes_total: u64,
+}
+
+/// The host's progress function: returns `true` to continue, `false` to cancel.
+pub type ProgressFn = Box<dyn FnMut(&Progress) -> bool + Send>;
+
+/// Shared by the publish flow and the body streams of one publish.
+#[derive(Clone, Default)]
+pub struct Reporter(Arc<Inner>);
+
+#[derive(Default)]
+struct Inner {
+    callback: Mutex<Option<ProgressFn>>,
+    state: Mutex<Option<Progress>>,
+    cancelled: AtomicBool,
+}
+
+impl Reporter {
+    /// A reporter calling `callback` (or nobody).
+    pub fn new(callback: Option<ProgressFn>) -> Reporter {
+        Reporter(Arc::new(Inner {
+            callback: Mutex::new(callback),
+            state: Mutex::new(None),
+            cancelled: AtomicBool::new(false),
+        }))
+    }
+
+    /// Whether the host asked to cancel.
+    pub fn is_cancelled(&self) -> bool {
+        self.0.cancelled.load(Ordering::Relaxed)
+    }
+
+    /// Gives the callback back (after the publish), so the handle keeps it.
+    pub fn take_callback(&self) -> Option<ProgressFn> {
+        self.0
+            .callback
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+    }
+
+    fn update(&self, f: impl FnOnce(&mut Progress)) {
+        let report = {
+            let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+            let p = state.get_or_insert(Progress {
+                phase: Phase::SigningIn,
+                bytes_sent: 0,
+                bytes_total: 0,
+            });
+            f(p);
+            *p
+        };
+        // The host's function is called without holding the state lock.
+        let mut callback = self.0.callback.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(cb) = callback.as_mut() {
+            if !cb(&report) {
+                self.0.cancelled.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Enters a phase.
+    pub fn phase(&self, phase: Phase) {
+        self.update(|p| p.phase = phase);
+    }
+
+    /// Starts an upload pass of `total` bytes.
+    pub fn start_upload(&self, total: u64) {
+        self.update(|p| {
+            p.phase = Phase::Uploading;
+            p.bytes_sent = 0;
+            p.bytes_total = total;
+        });
+    }
+
+    /// Records that the file's bytes up to offset `end` were handed to the connection
+    /// (a re-sent range does not count twice).
+    pub fn sent_up_to(&self, end: u64) {
+        self.update(|p| p.bytes_sent = p.bytes_sent.max(end));
+    }
+}
