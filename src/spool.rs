@@ -354,15 +354,6 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// Opens a sealed spool for reading.
-pub fn open(sealed: &Sealed) -> Result<File> {
-    File::open(&sealed.path).map_err(|e| {
-        Error::io(
-            &format!("cannot reopen the spool file {}", sealed.path.display()),
-            &e,
-        )
-    })
-}
 
 #[cfg(test)]
 mod tests {
