@@ -122,6 +122,14 @@ enum tp_status tp_set_progress_callback(struct tp_publisher *p,
                                         tp_progress_callback callback,
                                         void *userdata);
 
+// Checks now, before any data is ready, everything a publish will need except the data:
+// the server, the credentials, the site, the project, and the mode against what exists
+// (`append` needs the data source, `create_new` must not find it). Signs in and out again at
+// once, so no session is held while the upstream runs. For hosts that want to fail fast when a
+// workflow starts. Does not change the handle's state; may be called before or between
+// `tp_feed_chunk` calls. Failures are reported as by `tp_finalize_and_publish`.
+enum tp_status tp_preflight(struct tp_publisher *p);
+
 // Publishes everything fed so far: reads server info, signs in (only now), resolves the
 // project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
 // published asynchronously, and signs out. Blocks until done. Signs in again when the session

@@ -72,13 +72,8 @@ fn mode_name(mode: Mode) -> &'static str {
     }
 }
 
-/// Runs the whole publish. Signs out afterwards whether or not publishing worked.
-pub async fn run(
-    config: &Config,
-    sealed: &Sealed,
-    file_type: FileType,
-    reporter: &Reporter,
-) -> Result<PublishResult> {
+/// A client for the configured server, version negotiated and signed in.
+async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
     reporter.phase(Phase::SigningIn);
     let http = Http::new(&config.server_url, config.request_timeout)?;
     let r = &config.retry;
@@ -104,6 +99,17 @@ pub async fn run(
         }
     }
     api.sign_in().await?;
+    Ok(api)
+}
+
+/// Runs the whole publish. Signs out afterwards whether or not publishing worked.
+pub async fn run(
+    config: &Config,
+    sealed: &Sealed,
+    file_type: FileType,
+    reporter: &Reporter,
+) -> Result<PublishResult> {
+    let api = connect(config, reporter).await?;
     let outcome = Publish {
         api: &api,
         config,
@@ -123,6 +129,40 @@ pub async fn run(
     result.retries = counters.retries;
     result.http_requests = api.http_requests();
     Ok(result)
+}
+
+/// What a preflight found (serialised by `tabpub check`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PreflightResult {
+    /// REST API version that would be used.
+    pub api_version: String,
+    /// Site LUID.
+    pub site_id: String,
+    /// Target project LUID.
+    pub project_id: String,
+    /// The existing data source of that name in the project, if any.
+    pub existing_datasource_id: Option<String>,
+    /// HTTP requests made.
+    pub http_requests: u64,
+}
+
+/// Checks everything a publish needs except the data: server, credentials, site, project, and
+/// the mode against what exists. Signs in and out again at once, so no session is held while
+/// the upstream runs.
+pub async fn preflight(config: &Config, reporter: &Reporter) -> Result<PreflightResult> {
+    let api = connect(config, reporter).await?;
+    reporter.phase(Phase::Resolving);
+    let outcome = check_target(&api, config).await;
+    reporter.phase(Phase::SigningOut);
+    let _ = api.sign_out().await;
+    let target = outcome?;
+    Ok(PreflightResult {
+        api_version: api.version().to_owned(),
+        site_id: api.site_id().unwrap_or_default(),
+        project_id: target.project_id,
+        existing_datasource_id: target.before.map(|d| d.id),
+        http_requests: api.http_requests(),
+    })
 }
 
 /// The data source as it was before committing, to tell afterwards whether a commit applied.
@@ -152,43 +192,12 @@ impl Publish<'_> {
         let (api, config, sealed) = (self.api, self.config, self.sealed);
         let name = &config.datasource_name;
         self.reporter.phase(Phase::Resolving);
-        let (project_id, project_name) = resolve_project(api, &config.project).await?;
+        let target = check_target(api, config).await?;
         let chunked = sealed.len >= config.single_request_max_bytes;
         let as_job = match config.as_job {
             AsJob::Auto => chunked,
             AsJob::Always => true,
             AsJob::Never => false,
-        };
-
-        // What is there now: fails fast before hours of upload, and is the baseline for
-        // telling whether a commit whose answer was lost did apply.
-        let before = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
-        match (config.mode, &before) {
-            (Mode::Append, None) => {
-                return Err(Error::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "cannot append: there is no data source \"{name}\" in project \"{}\"; publish it first with mode \"create_new\", or check datasource_name and project",
-                        config.project.display()
-                    ),
-                ))
-            }
-            (Mode::CreateNew, Some(d)) => {
-                return Err(Error::new(
-                    ErrorKind::Conflict,
-                    format!(
-                        "data source \"{name}\" already exists in project \"{}\" (id {}); use mode \"overwrite\" to replace it, \"append\" to add rows, or another datasource_name",
-                        config.project.display(),
-                        d.id
-                    ),
-                ))
-            }
-            _ => {}
-        }
-        let target = Target {
-            project_id,
-            project_name,
-            before,
         };
 
         let mut payload = format!("<tsRequest><datasource name=\"{}\"", escape(name.as_str()));
@@ -511,6 +520,33 @@ fn ascii_file_stem(name: &str) -> String {
         "datasource".to_owned()
     } else {
         stem
+    }
+}
+
+/// Resolves the project and reads what is there now. Fails fast (before hours of upload) when
+/// `append` has nothing to append to or `create_new` would clash; the result is also the
+/// baseline for telling whether a commit whose answer was lost did apply.
+async fn check_target(api: &Api, config: &Config) -> Result<Target> {
+    let name = &config.datasource_name;
+    let (project_id, project_name) = resolve_project(api, &config.project).await?;
+    let before = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
+    match (config.mode, &before) {
+        (Mode::Append, None) => Err(Error::new(
+            ErrorKind::NotFound,
+            format!(
+                "cannot append: there is no data source \"{name}\" in project \"{}\"; publish it first with mode \"create_new\", or check datasource_name and project",
+                config.project.display()
+            ),
+        )),
+        (Mode::CreateNew, Some(d)) => Err(Error::new(
+            ErrorKind::Conflict,
+            format!(
+                "data source \"{name}\" already exists in project \"{}\" (id {}); use mode \"overwrite\" to replace it, \"append\" to add rows, or another datasource_name",
+                config.project.display(),
+                d.id
+            ),
+        )),
+        _ => Ok(Target { project_id, project_name, before }),
     }
 }
 

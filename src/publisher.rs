@@ -8,7 +8,7 @@ use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
 use crate::manifest::{resume_command, Manifest};
 use crate::progress::{ProgressFn, Reporter};
-use crate::publish::{self, PublishResult};
+use crate::publish::{self, PreflightResult, PublishResult};
 use crate::spool::{Sealed, Spool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,12 +122,7 @@ impl Publisher {
                 "this handle has already published; create a new handle for a new publish",
             ));
         }
-        if tokio::runtime::Handle::try_current().is_ok() {
-            return Err(Error::new(
-                ErrorKind::State,
-                "tp_finalize_and_publish blocks, and was called from inside a tokio runtime; call it from a plain thread (e.g. tokio::task::spawn_blocking)",
-            ));
-        }
+        refuse_inside_tokio()?;
         let sealed = self.spool.seal()?;
         match self.publish_sealed(&sealed) {
             Ok(result) => {
@@ -196,20 +191,60 @@ impl Publisher {
                 file_type.as_str()
             )));
         }
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
-        let reporter = Reporter::new(self.progress.take());
-        let result = runtime.block_on(publish::run(&self.config, sealed, file_type, &reporter));
-        self.progress = reporter.take_callback();
-        // Reader threads stop as soon as their request ends; never let one hold the host.
-        runtime.shutdown_timeout(std::time::Duration::from_secs(10));
-        result
+        let config = &self.config;
+        let progress = &mut self.progress;
+        block_on(progress, |reporter| async move {
+            publish::run(config, sealed, file_type, &reporter).await
+        })
+    }
+
+    /// Checks the server, credentials, site, project and mode now, without any data and
+    /// without keeping a session: for hosts that want to fail fast when a workflow starts.
+    /// Allowed before publishing; does not change the handle's state.
+    pub fn preflight(&mut self) -> Result<PreflightResult> {
+        if self.state == State::Published {
+            return Err(Error::new(
+                ErrorKind::State,
+                "this handle has already published",
+            ));
+        }
+        refuse_inside_tokio()?;
+        let config = &self.config;
+        block_on(&mut self.progress, |reporter| async move {
+            publish::preflight(config, &reporter).await
+        })
     }
 
     /// The result of the successful publish, if any.
     pub fn result(&self) -> Option<&PublishResult> {
         self.result.as_ref()
     }
+}
+
+/// The blocking calls run their own runtime; inside someone else's they would panic.
+fn refuse_inside_tokio() -> Result<()> {
+    if tokio::runtime::Handle::try_current().is_ok() {
+        return Err(Error::new(
+            ErrorKind::State,
+            "this call blocks, and was made from inside a tokio runtime; call it from a plain thread (e.g. tokio::task::spawn_blocking)",
+        ));
+    }
+    Ok(())
+}
+
+/// Runs `work` on a single-threaded runtime of its own, lending it the host's progress function.
+fn block_on<T, F>(progress: &mut Option<ProgressFn>, work: impl FnOnce(Reporter) -> F) -> Result<T>
+where
+    F: std::future::Future<Output = Result<T>>,
+{
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
+    let reporter = Reporter::new(progress.take());
+    let result = runtime.block_on(work(reporter.clone()));
+    *progress = reporter.take_callback();
+    // Reader threads stop as soon as their request ends; never let one hold the host.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(10));
+    result
 }

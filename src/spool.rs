@@ -354,7 +354,6 @@ pub fn hex(bytes: &[u8]) -> String {
         })
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

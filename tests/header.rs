@@ -89,6 +89,7 @@ fn header_exports_only_tp_names() {
         "tp_free",
         "tp_version",
         "tp_set_progress_callback",
+        "tp_preflight",
     ] {
         assert!(
             names.iter().any(|(k, n)| *k == "function" && n == required),

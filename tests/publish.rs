@@ -650,3 +650,42 @@ fn host_cancels_mid_upload_and_the_data_is_kept() {
     let r = p.finalize_and_publish().unwrap().clone();
     assert_eq!(r.sha256, sha256_hex(&data));
 }
+
+#[test]
+fn preflight_fails_fast_without_data_or_a_held_session() {
+    let env = Env::start();
+    // Bad credentials are found when the workflow starts, not hours later.
+    let mut bad = Publisher::new(
+        &env.config(json!({"auth": {"method": "pat", "token_name": "ci", "token_secret": "nope"}})),
+    )
+    .unwrap();
+    assert_eq!(bad.preflight().unwrap_err().kind(), ErrorKind::Auth);
+    let mut wrong_project =
+        Publisher::new(&env.config(json!({"project": "Finance/Yearly"}))).unwrap();
+    assert_eq!(
+        wrong_project.preflight().unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    let mut append = Publisher::new(&env.config(json!({"mode": "append"}))).unwrap();
+    assert_eq!(append.preflight().unwrap_err().kind(), ErrorKind::NotFound);
+
+    let mut p = Publisher::new(&env.config(json!({}))).unwrap();
+    let check = p.preflight().unwrap();
+    assert_eq!(
+        Some(check.project_id.clone()),
+        env.emu.project_id("", &["Finance", "Quarterly"])
+    );
+    assert!(check.existing_datasource_id.is_none());
+    assert_eq!(
+        env.count("POST", "/auth/signout"),
+        env.count("POST", "/auth/signin") - 1,
+        "every good session signed out"
+    );
+    assert_eq!(env.count("POST", "/fileUploads"), 0);
+    // The handle still publishes afterwards, with a session of its own.
+    common::feed(&mut p, &extract(5000, 50)).unwrap();
+    p.finalize_and_publish().unwrap();
+    // And now create_new would clash: preflight says so.
+    let mut again = Publisher::new(&env.config(json!({}))).unwrap();
+    assert_eq!(again.preflight().unwrap_err().kind(), ErrorKind::Conflict);
+}

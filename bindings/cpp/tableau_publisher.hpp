@@ -59,6 +59,8 @@ public:
     void feed(const std::string &bytes) { feed(bytes.data(), bytes.size()); }
     /// Uses an existing file as the whole input, published in place.
     void feed_file(const std::string &path) { check(tp_feed_file(live(), path.c_str())); }
+    /// Checks credentials, site, project and mode now, without data; holds no session.
+    void preflight() { check(tp_preflight(live())); }
     /// Signs in, uploads, publishes, signs out; returns tp_result_json.
     std::string publish() {
         check(tp_finalize_and_publish(live()));

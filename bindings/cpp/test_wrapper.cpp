@@ -33,6 +33,7 @@ int main(int argc, char **argv) {
 
     try {
         tableau::Publisher p(config(url, spool, "From C++"));
+        p.preflight();
         for (size_t i = 0; i < bytes.size(); i += 7000) p.feed(bytes.data() + i, std::min<size_t>(7000, bytes.size() - i));
         tableau::Publisher moved = std::move(p);
         int calls = 0;

@@ -78,6 +78,8 @@ def _load():
     lib.tp_free.restype = None
     lib.tp_set_progress_callback.argtypes = [handle, _PROGRESS_CALLBACK, ctypes.c_void_p]
     lib.tp_set_progress_callback.restype = ctypes.c_int
+    lib.tp_preflight.argtypes = [handle]
+    lib.tp_preflight.restype = ctypes.c_int
     lib.tp_version.argtypes = []
     lib.tp_version.restype = ctypes.c_char_p
     lib.tp_abi_version.argtypes = []
@@ -132,6 +134,10 @@ class Publisher:
     def feed_file(self, path):
         """Uses an existing file as the whole input, published in place."""
         self._check(library().tp_feed_file(self._live(), os.fsencode(path)))
+
+    def preflight(self):
+        """Checks credentials, site, project and mode now, without data; holds no session."""
+        self._check(library().tp_preflight(self._live()))
 
     def publish(self, progress=None):
         """Signs in, uploads, publishes, signs out; returns the result as a dict.

@@ -50,6 +50,7 @@ class BindingTest(unittest.TestCase):
     def test_publish_in_chunks(self):
         data = SAMPLE_BYTES
         with tp.Publisher(self.config(datasource_name="py-chunks")) as p:
+            p.preflight()
             for i in range(0, len(data), 10000):
                 p.feed(memoryview(data)[i:i + 10000])
             result = p.publish()
@@ -83,6 +84,9 @@ class BindingTest(unittest.TestCase):
 
     def test_server_refusal(self):
         with tp.Publisher(self.config(project="No/Such/Project")) as p:
+            with self.assertRaises(tp.PublisherError) as e:
+                p.preflight()
+            self.assertEqual(e.exception.name, "TP_ERR_NOT_FOUND")
             p.feed(SAMPLE_BYTES)
             with self.assertRaises(tp.PublisherError) as e:
                 p.publish()

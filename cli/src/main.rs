@@ -38,6 +38,13 @@ enum Command {
         #[arg(long, default_value = "-")]
         input: String,
     },
+    /// Check server, credentials, site, project and mode now, without data and without
+    /// keeping a session (run it when a workflow starts, to fail fast).
+    Check {
+        /// The JSON configuration.
+        #[arg(long)]
+        config: PathBuf,
+    },
     /// Publish a spool kept by an earlier failed publish, described by its manifest
     /// (the `.spool.json` file named in the error message).
     Resume {
@@ -71,6 +78,12 @@ fn read_config(config: &Path) -> Result<String, Error> {
             format!("cannot read the config file {}: {e}", config.display()),
         )
     })
+}
+
+fn check(config: &Path) -> Result<String, Error> {
+    let mut publisher = Publisher::new(&read_config(config)?)?;
+    let result = publisher.preflight()?;
+    Ok(serde_json::to_string_pretty(&result).expect("result serialises"))
 }
 
 fn resume(manifest: &Path, config: &Path) -> Result<String, Error> {
@@ -121,6 +134,13 @@ fn main() -> ExitCode {
             Ok(json) => {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Check { config } => match check(&config) {
+            Ok(json) => {
+                println!("{json}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),

@@ -170,6 +170,27 @@ pub unsafe extern "C" fn tp_set_progress_callback(
     })
 }
 
+/// Checks now, before any data is ready, everything a publish will need except the data:
+/// the server, the credentials, the site, the project, and the mode against what exists
+/// (`append` needs the data source, `create_new` must not find it). Signs in and out again at
+/// once, so no session is held while the upstream runs. For hosts that want to fail fast when a
+/// workflow starts. Does not change the handle's state; may be called before or between
+/// `tp_feed_chunk` calls. Failures are reported as by `tp_finalize_and_publish`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_preflight(p: *mut tp_publisher) -> tp_status {
+    ffi_boundary!(panicked(p, "tp_preflight"), {
+        // SAFETY: NULL or a live handle per the contract.
+        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
+            return null_handle("tp_preflight");
+        };
+        h.last_error = Default::default();
+        match h.inner.preflight() {
+            Ok(_) => tp_status::TP_OK,
+            Err(e) => fail(h, &e),
+        }
+    })
+}
+
 /// Publishes everything fed so far: reads server info, signs in (only now), resolves the
 /// project, uploads (one request below 64 MiB, chunked above), publishes, waits for the job if
 /// published asynchronously, and signs out. Blocks until done. Signs in again when the session

@@ -105,6 +105,8 @@ int main(int argc, char **argv) {
     CHECK(tp_feed_chunk(p, NULL, 5) == TP_ERR_INVALID_ARGUMENT, "(NULL, 5) is an error");
     CHECK(strlen(tp_last_error(p)) > 0, "message for (NULL, 5)");
     CHECK(tp_result_json(p) == NULL, "no result before finalize");
+    CHECK(tp_preflight(NULL) == TP_ERR_INVALID_ARGUMENT, "preflight NULL handle");
+    CHECK(tp_preflight(p) == TP_OK, "preflight before any data");
     CHECK(feed_file(p, input, 1000) == 0, "feed the file");
     struct progress_log log = {0, 0, 0, 0, 0};
     CHECK(tp_set_progress_callback(NULL, on_progress, &log) == TP_ERR_INVALID_ARGUMENT, "callback on NULL handle");
