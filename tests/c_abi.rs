@@ -133,3 +133,19 @@ fn cpp_wrapper_publishes_and_throws() {
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
     assert_eq!(env.datasource("From C++").sha256, sha);
 }
+
+#[cfg(target_os = "linux")]
+#[test]
+fn library_stays_mapped_after_dlclose() {
+    // Hosts unload plugins; thread-locals left registered must not point into unmapped code.
+    let out = Command::new("readelf")
+        .arg("-d")
+        .arg(lib_dir().join("libtableau_publisher.so"))
+        .output()
+        .expect("readelf (binutils) is installed");
+    let dynamic = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        dynamic.contains("NODELETE"),
+        "linked without -z nodelete:\n{dynamic}"
+    );
+}
