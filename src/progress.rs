@@ -24,6 +24,20 @@ pub enum Phase {
     SigningOut,
 }
 
+impl Phase {
+    /// The phase in words, e.g. `"waiting for the job"`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::SigningIn => "signing in",
+            Phase::Resolving => "finding the project",
+            Phase::Uploading => "uploading",
+            Phase::Committing => "committing",
+            Phase::WaitingForJob => "waiting for the job",
+            Phase::SigningOut => "signing out",
+        }
+    }
+}
+
 /// One progress report.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Progress {

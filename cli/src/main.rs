@@ -13,6 +13,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tableau_publisher::ffi::tp_status;
+use tableau_publisher::progress::{Phase, Progress, ProgressFn};
 use tableau_publisher::{Error, ErrorKind, Publisher};
 
 #[derive(Parser)]
@@ -37,6 +38,9 @@ enum Command {
         /// standard input through the spool.
         #[arg(long, default_value = "-")]
         input: String,
+        /// Print progress (phase, MiB sent) to standard error.
+        #[arg(long)]
+        progress: bool,
     },
     /// Check server, credentials, site, project and mode now, without data and without
     /// keeping a session (run it when a workflow starts, to fail fast).
@@ -92,8 +96,36 @@ fn resume(manifest: &Path, config: &Path) -> Result<String, Error> {
     Ok(serde_json::to_string_pretty(result).expect("result serialises"))
 }
 
-fn publish(config: &Path, input: &str) -> Result<String, Error> {
+/// Progress lines on standard error: each phase once, and the upload every 5%.
+fn progress_printer() -> ProgressFn {
+    let mut last: Option<(Phase, u64)> = None;
+    Box::new(move |p: &Progress| {
+        let step = match p.phase {
+            Phase::Uploading if p.bytes_total > 0 => p.bytes_sent * 20 / p.bytes_total,
+            _ => 0,
+        };
+        if last != Some((p.phase, step)) {
+            last = Some((p.phase, step));
+            let phase = p.phase.name();
+            if p.phase == Phase::Uploading {
+                eprintln!(
+                    "tabpub: {phase} {:.1}/{:.1} MiB",
+                    p.bytes_sent as f64 / 1048576.0,
+                    p.bytes_total as f64 / 1048576.0
+                );
+            } else {
+                eprintln!("tabpub: {phase}");
+            }
+        }
+        true
+    })
+}
+
+fn publish(config: &Path, input: &str, progress: bool) -> Result<String, Error> {
     let mut publisher = Publisher::new(&read_config(config)?)?;
+    if progress {
+        publisher.set_progress(Some(progress_printer()));
+    }
     // A regular file is published in place; a pipe or stdin is streamed through the spool.
     let path = Path::new(input);
     if input != "-" && path.is_file() {
@@ -130,7 +162,11 @@ fn publish(config: &Path, input: &str) -> Result<String, Error> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Publish { config, input } => match publish(&config, &input) {
+        Command::Publish {
+            config,
+            input,
+            progress,
+        } => match publish(&config, &input, progress) {
             Ok(json) => {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{json}");

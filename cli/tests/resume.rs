@@ -195,12 +195,12 @@ fn a_file_is_published_in_place_and_left_alone() {
         config.to_str().unwrap(),
         "--input",
         input.to_str().unwrap(),
+        "--progress",
     ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("tabpub: signing in"), "{stderr}");
+    assert!(stderr.contains("tabpub: uploading 0.1/0.1 MiB"), "{stderr}");
     assert_eq!(emu.datasources()[0].sha256, sha256_hex(data));
     assert_eq!(
         std::fs::read(&input).unwrap(),
