@@ -110,9 +110,10 @@ enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t
 
 // Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
 // place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
-// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. The file is read once
-// here (for its SHA-256), must not change until the publish ends, and is never modified or
-// deleted, whatever the outcome. The caller keeps ownership of `path`.
+// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
+// are read here; its SHA-256 is computed while it is uploaded. It must not change until the
+// publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
+// ownership of `path`.
 enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
 
 // Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when

@@ -4,7 +4,6 @@
 //! read only when publishing starts. Secrets are never printed: [`Secret`]'s `Debug` is redacted.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -442,6 +441,16 @@ pub fn parse_version(v: &str) -> Option<(u32, u32)> {
     Some((major.parse().ok()?, minor.parse().ok()?))
 }
 
+/// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
+pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
+    match url.host() {
+        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
+        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
+        None => false,
+    }
+}
+
 fn validate_server_url(url: &str, allow_insecure_http: bool) -> Result<String> {
     let parsed = reqwest::Url::parse(url).map_err(|e| {
         Error::config(format!(
@@ -461,13 +470,7 @@ fn validate_server_url(url: &str, allow_insecure_http: bool) -> Result<String> {
     match parsed.scheme() {
         "https" => {}
         "http" => {
-            let loopback = match parsed.host() {
-                Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-                Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-                Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-                None => false,
-            };
-            if !loopback && !allow_insecure_http {
+            if !is_loopback(&parsed) && !allow_insecure_http {
                 return Err(Error::config(format!(
                     "\"server_url\" \"{url}\" uses plain http, which would send credentials unencrypted; use https, or set \"allow_insecure_http\": true if you accept that"
                 )));

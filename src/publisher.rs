@@ -65,16 +65,6 @@ impl Publisher {
         self.progress = progress;
     }
 
-    /// The validated configuration.
-    pub fn config(&self) -> &Config {
-        &self.config
-    }
-
-    /// Bytes fed so far.
-    pub fn bytes_fed(&self) -> u64 {
-        self.spool.len()
-    }
-
     /// Appends bytes to the spool.
     pub fn feed(&mut self, data: &[u8]) -> Result<()> {
         if self.state != State::Open {

@@ -52,7 +52,7 @@ impl Http {
             .connect_timeout(Duration::from_secs(30))
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
-        if is_loopback(base) {
+        if reqwest::Url::parse(base).is_ok_and(|u| crate::config::is_loopback(&u)) {
             builder = builder.no_proxy();
         }
         let client = builder.build().map_err(|e| {
@@ -155,18 +155,6 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = inner.source();
     }
     s
-}
-
-fn is_loopback(base: &str) -> bool {
-    match reqwest::Url::parse(base)
-        .ok()
-        .and_then(|u| u.host().map(|h| h.to_owned()))
-    {
-        Some(url::Host::Domain(d)) => d.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => ip.is_loopback(),
-        Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
-        None => false,
-    }
 }
 
 fn snippet(body: &str) -> String {

@@ -33,6 +33,41 @@ fn null_handle(function: &str) -> tp_status {
     tp_status::TP_ERR_INVALID_ARGUMENT
 }
 
+/// The body of every export that takes a handle: the panic boundary, the NULL check, and the
+/// last error cleared before `body` runs.
+///
+/// # Safety
+/// `p` is NULL or a live handle used by this thread only.
+unsafe fn with_handle(
+    p: *mut tp_publisher,
+    function: &str,
+    body: impl FnOnce(&mut tp_publisher) -> tp_status,
+) -> tp_status {
+    ffi_boundary!(panicked(p, function), {
+        // SAFETY: NULL or a live handle per the caller's contract.
+        match unsafe { tp_publisher::from_ptr(p) } {
+            None => null_handle(function),
+            Some(h) => {
+                h.last_error = Default::default();
+                body(h)
+            }
+        }
+    })
+}
+
+/// `TP_OK`, or the error's status with its message recorded on the handle.
+fn report<T>(h: &mut tp_publisher, result: crate::error::Result<T>) -> tp_status {
+    match result {
+        Ok(_) => tp_status::TP_OK,
+        Err(e) => fail(h, &e),
+    }
+}
+
+fn invalid(h: &mut tp_publisher, message: &str) -> tp_status {
+    h.last_error = to_cstring(message);
+    tp_status::TP_ERR_INVALID_ARGUMENT
+}
+
 fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
     let msg = format!(
         "{function}: internal error (a bug in tableau-publisher); any data fed is still in spool_dir"
@@ -98,55 +133,45 @@ pub unsafe extern "C" fn tp_feed_chunk(
     data: *const u8,
     len: usize,
 ) -> tp_status {
-    ffi_boundary!(panicked(p, "tp_feed_chunk"), {
-        // SAFETY: NULL or a live handle per the contract.
-        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
-            return null_handle("tp_feed_chunk");
-        };
-        h.last_error = Default::default();
-        let bytes: &[u8] = if len == 0 {
-            &[]
-        } else if data.is_null() {
-            h.last_error = to_cstring("tp_feed_chunk: data is NULL but len is not 0");
-            return tp_status::TP_ERR_INVALID_ARGUMENT;
-        } else {
-            // SAFETY: non-NULL, `len` readable bytes per the contract.
-            unsafe { std::slice::from_raw_parts(data, len) }
-        };
-        match h.inner.feed(bytes) {
-            Ok(()) => tp_status::TP_OK,
-            Err(e) => fail(h, &e),
-        }
-    })
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_feed_chunk", |h| {
+            let bytes: &[u8] = if len == 0 {
+                &[]
+            } else if data.is_null() {
+                return invalid(h, "tp_feed_chunk: data is NULL but len is not 0");
+            } else {
+                // SAFETY: non-NULL, `len` readable bytes per the contract.
+                std::slice::from_raw_parts(data, len)
+            };
+            let result = h.inner.feed(bytes);
+            report(h, result)
+        })
+    }
 }
 
 /// Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
 /// place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
-/// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. The file is read once
-/// here (for its SHA-256), must not change until the publish ends, and is never modified or
-/// deleted, whatever the outcome. The caller keeps ownership of `path`.
+/// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
+/// are read here; its SHA-256 is computed while it is uploaded. It must not change until the
+/// publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
+/// ownership of `path`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char) -> tp_status {
-    ffi_boundary!(panicked(p, "tp_feed_file"), {
-        // SAFETY: NULL or a live handle per the contract.
-        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
-            return null_handle("tp_feed_file");
-        };
-        h.last_error = Default::default();
-        if path.is_null() {
-            h.last_error = to_cstring("tp_feed_file: path is NULL");
-            return tp_status::TP_ERR_INVALID_ARGUMENT;
-        }
-        // SAFETY: non-NULL and NUL-terminated per the contract.
-        let Ok(path) = (unsafe { CStr::from_ptr(path) }).to_str() else {
-            h.last_error = to_cstring("tp_feed_file: path is not valid UTF-8");
-            return tp_status::TP_ERR_INVALID_ARGUMENT;
-        };
-        match h.inner.feed_file(std::path::Path::new(path)) {
-            Ok(()) => tp_status::TP_OK,
-            Err(e) => fail(h, &e),
-        }
-    })
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_feed_file", |h| {
+            if path.is_null() {
+                return invalid(h, "tp_feed_file: path is NULL");
+            }
+            // SAFETY: non-NULL and NUL-terminated per the contract.
+            let Ok(path) = CStr::from_ptr(path).to_str() else {
+                return invalid(h, "tp_feed_file: path is not valid UTF-8");
+            };
+            let result = h.inner.feed_file(std::path::Path::new(path));
+            report(h, result)
+        })
+    }
 }
 
 /// Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
@@ -158,16 +183,14 @@ pub unsafe extern "C" fn tp_set_progress_callback(
     callback: tp_progress_callback,
     userdata: *mut std::ffi::c_void,
 ) -> tp_status {
-    ffi_boundary!(panicked(p, "tp_set_progress_callback"), {
-        // SAFETY: NULL or a live handle per the contract.
-        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
-            return null_handle("tp_set_progress_callback");
-        };
-        h.last_error = Default::default();
-        h.inner
-            .set_progress(callback.map(|cb| callbacks::adapt(cb, userdata)));
-        tp_status::TP_OK
-    })
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_set_progress_callback", |h| {
+            h.inner
+                .set_progress(callback.map(|cb| callbacks::adapt(cb, userdata)));
+            tp_status::TP_OK
+        })
+    }
 }
 
 /// Checks now, before any data is ready, everything a publish will need except the data:
@@ -178,17 +201,13 @@ pub unsafe extern "C" fn tp_set_progress_callback(
 /// `tp_feed_chunk` calls. Failures are reported as by `tp_finalize_and_publish`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_preflight(p: *mut tp_publisher) -> tp_status {
-    ffi_boundary!(panicked(p, "tp_preflight"), {
-        // SAFETY: NULL or a live handle per the contract.
-        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
-            return null_handle("tp_preflight");
-        };
-        h.last_error = Default::default();
-        match h.inner.preflight() {
-            Ok(_) => tp_status::TP_OK,
-            Err(e) => fail(h, &e),
-        }
-    })
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_preflight", |h| {
+            let result = h.inner.preflight();
+            report(h, result)
+        })
+    }
 }
 
 /// Publishes everything fed so far: reads server info, signs in (only now), resolves the
@@ -202,21 +221,19 @@ pub unsafe extern "C" fn tp_preflight(p: *mut tp_publisher) -> tp_status {
 /// runtime.
 #[no_mangle]
 pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_status {
-    ffi_boundary!(panicked(p, "tp_finalize_and_publish"), {
-        // SAFETY: NULL or a live handle per the contract.
-        let Some(h) = (unsafe { tp_publisher::from_ptr(p) }) else {
-            return null_handle("tp_finalize_and_publish");
-        };
-        h.last_error = Default::default();
-        match h.inner.finalize_and_publish() {
-            Ok(result) => {
-                let json = serde_json::to_string(result).unwrap_or_default();
-                h.result_json = Some(to_cstring(&json));
-                tp_status::TP_OK
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_finalize_and_publish", |h| {
+            match h.inner.finalize_and_publish() {
+                Ok(result) => {
+                    let json = serde_json::to_string(result).unwrap_or_default();
+                    h.result_json = Some(to_cstring(&json));
+                    tp_status::TP_OK
+                }
+                Err(e) => fail(h, &e),
             }
-            Err(e) => fail(h, &e),
-        }
-    })
+        })
+    }
 }
 
 /// The UTF-8 message of the last failure on handle `p` (Tableau's error code, summary, detail
