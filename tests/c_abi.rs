@@ -50,7 +50,10 @@ fn compile_source(compiler: &str, extra: &[&str], source: &str, out: &Path) {
     assert!(status.success(), "{compiler} failed to compile the C test");
 }
 
-fn run(binary: &Path, env: &Env, name: &str) {
+/// Runs a compiled test program against a fresh emulator; it must report no failures.
+/// Returns the emulator and the fixture's sha256 so the caller can check what was stored.
+fn run(binary: &Path, name: &str) -> (Env, String) {
+    let env = Env::start();
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
     let sha = sha256_hex(&std::fs::read(fixture).unwrap());
     let out = Command::new(binary)
@@ -71,8 +74,15 @@ fn run(binary: &Path, env: &Env, name: &str) {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{name} failed:\n{stdout}\n{stderr}");
     assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
-    let stored = env.datasource("From C");
-    assert_eq!(stored.sha256, sha);
+    (env, sha)
+}
+
+fn c_test(compiler: &str, flags: &[&str], name: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = dir.path().join("publish_test");
+    compile(compiler, flags, &bin);
+    let (env, sha) = run(&bin, name);
+    assert_eq!(env.datasource("From C").sha256, sha);
     assert_eq!(
         env.datasource("From F").sha256,
         sha,
@@ -82,20 +92,12 @@ fn run(binary: &Path, env: &Env, name: &str) {
 
 #[test]
 fn c_program_publishes_and_checks_error_paths() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("publish_test_c");
-    compile("cc", &["-std=c11", "-x", "c"], &bin);
-    let env = Env::start();
-    run(&bin, &env, "C test");
+    c_test("cc", &["-std=c11", "-x", "c"], "C test");
 }
 
 #[test]
 fn same_program_compiles_and_runs_as_cpp() {
-    let dir = tempfile::tempdir().unwrap();
-    let bin = dir.path().join("publish_test_cpp");
-    compile("c++", &["-std=c++17", "-x", "c++"], &bin);
-    let env = Env::start();
-    run(&bin, &env, "C++ test");
+    c_test("c++", &["-std=c++17", "-x", "c++"], "C++ test");
 }
 
 #[test]
@@ -108,36 +110,15 @@ fn cpp_wrapper_publishes_and_throws() {
         "bindings/cpp/test_wrapper.cpp",
         &bin,
     );
-    let env = Env::start();
-    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
-    let sha = sha256_hex(&std::fs::read(fixture).unwrap());
-    let out = Command::new(&bin)
-        .args([
-            &env.emu.url(),
-            &env.spool.path().display().to_string(),
-            fixture,
-            &sha,
-        ])
-        .env("ASAN_OPTIONS", "detect_leaks=0")
-        // cargo puts target/<profile> (where a stale copy from an older `cargo build` may sit)
-        // on LD_LIBRARY_PATH, which wins over the rpath: load the library this test run built.
-        .env("LD_LIBRARY_PATH", lib_dir())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(stdout.contains(" passed, 0 failed"), "{stdout}");
+    let (env, sha) = run(&bin, "C++ wrapper test");
     assert_eq!(env.datasource("From C++").sha256, sha);
 }
 
 #[cfg(target_os = "linux")]
 #[test]
-fn library_stays_mapped_after_dlclose() {
-    // Hosts unload plugins; thread-locals left registered must not point into unmapped code.
+fn library_is_linked_nodelete() {
+    // Hosts unload plugins; -z nodelete keeps the code mapped after dlclose, so thread-locals
+    // left registered never point into unmapped memory. This checks the flag, not a dlclose.
     let out = Command::new("readelf")
         .arg("-d")
         .arg(lib_dir().join("libtableau_publisher.so"))

@@ -10,9 +10,9 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{extract, sha256_hex, Env};
+use common::{extract, publish, sha256_hex, Env};
 use serde_json::json;
-use tableau_emulator::{Config as EmuConfig, Fault, FaultAction};
+use tableau_emulator::{Config as EmuConfig, FaultAction};
 use tableau_publisher::{ErrorKind, Publisher};
 
 const KIB: usize = 1024;
@@ -276,13 +276,7 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
     let env = Env::start();
     let data = extract(DATA_LEN, 42);
     let (method, path, nth) = case.phase.target();
-    env.emu.inject_fault(Fault {
-        method: Some(method.into()),
-        path_contains: Some(path.into()),
-        nth,
-        times: 1,
-        action: (case.fault.action)(),
-    });
+    env.fault(method, path, nth, 1, (case.fault.action)());
     let started = Instant::now();
     let mut p = Publisher::new(&config(&env, case.auth)).map_err(|e| e.to_string())?;
     common::feed(&mut p, &data).map_err(|e| e.to_string())?;
@@ -484,13 +478,7 @@ fn special_cases() -> String {
 
     // Another job keeps signing in with the same PAT: every session dies at once.
     let env = Env::start();
-    env.emu.inject_fault(Fault {
-        method: Some("GET".into()),
-        path_contains: Some("/projects".into()),
-        nth: 1,
-        times: 100,
-        action: FaultAction::KillSession,
-    });
+    env.fault("GET", "/projects", 1, 100, FaultAction::KillSession);
     let started = Instant::now();
     let err = publish(&config(&env, AuthKind::Pat), &data).unwrap_err();
     assert!(started.elapsed() < CASE_LIMIT);
@@ -516,13 +504,7 @@ fn special_cases() -> String {
         bind_upload_sessions_to_auth: true,
         ..EmuConfig::default()
     });
-    env.emu.inject_fault(Fault {
-        method: Some("PUT".into()),
-        path_contains: Some("/fileUploads/".into()),
-        nth: 3,
-        times: 1,
-        action: FaultAction::ExpireToken,
-    });
+    env.fault("PUT", "/fileUploads/", 3, 1, FaultAction::ExpireToken);
     let r = publish(&config(&env, AuthKind::Pat), &data).unwrap();
     assert_eq!(r.sha256, sha256_hex(&data));
     assert_eq!(env.datasource("Sales").sha256, sha256_hex(&data));
@@ -568,13 +550,7 @@ fn special_cases() -> String {
     ];
     for (name, method, path, action, kind, says) in permanent {
         let env = Env::start();
-        env.emu.inject_fault(Fault {
-            method: Some(method.into()),
-            path_contains: Some(path.into()),
-            nth: 1,
-            times: 1,
-            action,
-        });
+        env.fault(method, path, 1, 1, action);
         let err = publish(&config(&env, AuthKind::Pat), &data).unwrap_err();
         assert_eq!(err.kind(), kind, "{name}: {err}");
         assert!(err.message().contains(says), "{name}: {err}");
@@ -604,11 +580,4 @@ fn special_cases() -> String {
     assert_eq!(err.kind(), ErrorKind::NotFound);
     out.push_str("| project not found | TP_ERR_NOT_FOUND | 1 | 0 | 1 |\n");
     out
-}
-
-fn publish(
-    config: &str,
-    data: &[u8],
-) -> Result<tableau_publisher::PublishResult, tableau_publisher::Error> {
-    common::publish(config, data)
 }

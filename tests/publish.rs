@@ -307,15 +307,15 @@ fn as_job_waits_for_completion() {
 #[test]
 fn failed_job_is_a_server_error_with_notes() {
     let env = Env::start();
-    env.emu.inject_fault(tableau_emulator::Fault {
-        method: Some("POST".into()),
-        path_contains: Some("/datasources".into()),
-        nth: 1,
-        times: 1,
-        action: tableau_emulator::FaultAction::FailJob {
+    env.fault(
+        "POST",
+        "/datasources",
+        1,
+        1,
+        tableau_emulator::FaultAction::FailJob {
             notes: "extract is corrupt".into(),
         },
-    });
+    );
     let err = publish(&env.config(json!({"as_job": true})), &extract(4000, 7)).unwrap_err();
     assert_eq!(err.kind(), ErrorKind::Server);
     assert!(err.message().contains("extract is corrupt"), "{err}");
@@ -404,19 +404,19 @@ fn secret_from_environment_is_read_at_finalize() {
 #[test]
 fn state_rules_and_retry_after_failure() {
     let env = Env::start();
-    env.emu.inject_fault(tableau_emulator::Fault {
-        method: Some("POST".into()),
-        path_contains: Some("/datasources".into()),
-        nth: 1,
-        times: 1,
-        action: tableau_emulator::FaultAction::Error {
+    env.fault(
+        "POST",
+        "/datasources",
+        1,
+        1,
+        tableau_emulator::FaultAction::Error {
             status: 403,
             code: "403004".into(),
             summary: "Forbidden".into(),
             detail: "boom: no publish permission".into(),
             retry_after: None,
         },
-    });
+    );
     let data = extract(6000, 13);
     let mut p = Publisher::new(&env.config(json!({}))).unwrap();
     common::feed(&mut p, &data).unwrap();
@@ -531,13 +531,13 @@ fn connected_app_publishes_and_signs_a_fresh_jwt_after_expiry() {
     let mut cfg = connected_app(None, APP_SECRET);
     cfg["single_request_max_bytes"] = json!(256 * 1024);
     cfg["chunk_size_bytes"] = json!(128 * 1024);
-    env.emu.inject_fault(tableau_emulator::Fault {
-        method: Some("PUT".into()),
-        path_contains: Some("/fileUploads/".into()),
-        nth: 2,
-        times: 1,
-        action: tableau_emulator::FaultAction::ExpireToken,
-    });
+    env.fault(
+        "PUT",
+        "/fileUploads/",
+        2,
+        1,
+        tableau_emulator::FaultAction::ExpireToken,
+    );
     let data = extract(640 * 1024, 30);
     let r = publish(&env.config(cfg), &data).unwrap();
     assert_eq!(r.sha256, sha256_hex(&data));

@@ -30,9 +30,22 @@ fn sha256_hex(data: &[u8]) -> String {
         .collect()
 }
 
-fn write_config(dir: &Path, url: &str, spool: &Path) -> PathBuf {
+/// An emulator, a private spool directory, a config file, and `data` written as the input.
+struct Setup {
+    emu: Emulator,
+    _dir: tempfile::TempDir,
+    spool: PathBuf,
+    config: PathBuf,
+    input: PathBuf,
+}
+
+fn setup(data: &[u8]) -> Setup {
+    let emu = Emulator::start(Config::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let spool = dir.path().join("spool");
+    std::fs::create_dir(&spool).unwrap();
     let config = serde_json::json!({
-        "server_url": url,
+        "server_url": emu.url(),
         "site": "",
         "auth": {"method": "pat", "token_name": "ci", "token_secret": "ci-secret"},
         "project": "Finance/Quarterly",
@@ -41,22 +54,27 @@ fn write_config(dir: &Path, url: &str, spool: &Path) -> PathBuf {
         "spool_dir": spool,
         "retry": {"max_attempts": 2, "base_delay_ms": 10, "max_delay_ms": 20},
     });
-    let path = dir.join("config.json");
-    std::fs::write(&path, config.to_string()).unwrap();
-    path
+    let config_path = dir.path().join("config.json");
+    std::fs::write(&config_path, config.to_string()).unwrap();
+    let input = dir.path().join("extract.hyper");
+    std::fs::write(&input, data).unwrap();
+    Setup {
+        emu,
+        spool,
+        config: config_path,
+        input,
+        _dir: dir,
+    }
 }
+
+const SAMPLE: &[u8] = include_bytes!("../../tests/fixtures/sample.hyper");
 
 #[test]
 fn failed_publish_is_resumed_byte_exact() {
-    let emu = Emulator::start(Config::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
-    let config = write_config(dir.path(), &emu.url(), &spool);
-    let mut data = include_bytes!("../../tests/fixtures/sample.hyper").to_vec();
+    let mut data = SAMPLE.to_vec();
     data.extend((0..300_000u32).map(|i| (i * 7 % 251) as u8));
-    let input = dir.path().join("extract.hyper");
-    std::fs::write(&input, &data).unwrap();
+    let setup = setup(&data); // keeps the temp dir alive
+    let (emu, config, input) = (&setup.emu, &setup.config, &setup.input);
 
     // The server keeps failing the publish: it fails, and the data stays.
     emu.inject_fault(Fault {
@@ -72,7 +90,7 @@ fn failed_publish_is_resumed_byte_exact() {
             retry_after: None,
         },
     });
-    let out = tabpub_stdin(&config, &input);
+    let out = tabpub_stdin(config, input);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(10), "TP_ERR_SERVER: {stderr}");
     assert!(
@@ -138,13 +156,8 @@ fn failed_publish_is_resumed_byte_exact() {
 
 #[test]
 fn resume_refuses_a_changed_spool() {
-    let emu = Emulator::start(Config::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
-    let config = write_config(dir.path(), &emu.url(), &spool);
-    let input = dir.path().join("x.hyper");
-    std::fs::write(&input, include_bytes!("../../tests/fixtures/sample.hyper")).unwrap();
+    let setup = setup(SAMPLE); // keeps the temp dir alive
+    let (emu, config, input) = (&setup.emu, &setup.config, &setup.input);
     emu.inject_fault(Fault {
         method: Some("POST".into()),
         path_contains: Some("/auth/signin".into()),
@@ -158,7 +171,7 @@ fn resume_refuses_a_changed_spool() {
             retry_after: None,
         },
     });
-    let out = tabpub_stdin(&config, &input);
+    let out = tabpub_stdin(config, input);
     assert_eq!(
         out.status.code(),
         Some(5),
@@ -181,14 +194,9 @@ fn resume_refuses_a_changed_spool() {
 
 #[test]
 fn a_file_is_published_in_place_and_left_alone() {
-    let emu = Emulator::start(Config::default()).unwrap();
-    let dir = tempfile::tempdir().unwrap();
-    let spool = dir.path().join("spool");
-    std::fs::create_dir(&spool).unwrap();
-    let config = write_config(dir.path(), &emu.url(), &spool);
-    let input = dir.path().join("x.hyper");
-    let data = include_bytes!("../../tests/fixtures/sample.hyper");
-    std::fs::write(&input, data).unwrap();
+    let setup = setup(SAMPLE); // keeps the temp dir alive
+    let (emu, config, input, spool) = (&setup.emu, &setup.config, &setup.input, &setup.spool);
+    let data = SAMPLE;
     let out = tabpub(&[
         "publish",
         "--config",
@@ -203,7 +211,7 @@ fn a_file_is_published_in_place_and_left_alone() {
     assert!(stderr.contains("tabpub: uploading 0.1/0.1 MiB"), "{stderr}");
     assert_eq!(emu.datasources()[0].sha256, sha256_hex(data));
     assert_eq!(
-        std::fs::read(&input).unwrap(),
+        std::fs::read(input).unwrap(),
         data,
         "the input file is untouched"
     );

@@ -1,7 +1,6 @@
 //! Connected-app (direct trust) sign-in tokens: an HS256 JWT signed with the app's secret,
 //! valid for 5 minutes (Tableau refuses more than 10), made afresh for every sign-in.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use jsonwebtoken::{encode, Algorithm, EncodingKey, Header};
@@ -24,18 +23,9 @@ struct Claims<'a> {
     scp: &'a [String],
 }
 
-/// A token id unique per process and sign-in.
+/// A token id unique per sign-in: the time and 64 random bits.
 fn jti(now: Duration) -> String {
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    use std::hash::{BuildHasher, Hasher};
-    let random = std::collections::hash_map::RandomState::new()
-        .build_hasher()
-        .finish();
-    format!(
-        "{:x}-{:x}-{random:016x}",
-        now.as_nanos(),
-        COUNTER.fetch_add(1, Ordering::Relaxed)
-    )
+    format!("{:x}-{:016x}", now.as_nanos(), fastrand::u64(..))
 }
 
 /// Signs a sign-in JWT for a connected app. Other auth methods have none.

@@ -2,9 +2,7 @@
 //! memory; the file bytes are read by a blocking reader thread a few pieces ahead of the socket
 //! (and hashed on the way), so disk, hashing and network overlap and memory stays bounded.
 
-use std::collections::hash_map::RandomState;
 use std::fs::File;
-use std::hash::{BuildHasher, Hasher};
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -80,11 +78,9 @@ pub struct Body {
     pub body: reqwest::Body,
 }
 
+/// 128 random bits: a boundary that cannot plausibly occur in the file.
 fn boundary() -> String {
-    let a = RandomState::new().build_hasher().finish();
-    let mut h = RandomState::new().build_hasher();
-    h.write_u64(a);
-    format!("tp-{a:016x}{:016x}", h.finish())
+    format!("tp-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
 /// Asks the kernel to start reading a range we will send next (no-op where unsupported).

@@ -24,12 +24,16 @@ static int passed = 0, failed = 0;
 
 static char config[4096];
 
-static void make_config(const char *url, const char *spool, const char *extra) {
+static void make_named_config(const char *url, const char *spool, const char *name, const char *extra) {
     snprintf(config, sizeof config,
              "{\"server_url\":\"%s\",\"site\":\"\",\"auth\":{\"method\":\"pat\",\"token_name\":\"ci\","
              "\"token_secret\":\"ci-secret\"},\"project\":\"Finance/Quarterly\",\"datasource_name\":"
-             "\"From C\",\"mode\":\"create_new\",\"spool_dir\":\"%s\"%s}",
-             url, spool, extra);
+             "\"%s\",\"mode\":\"create_new\",\"spool_dir\":\"%s\"%s}",
+             url, name, spool, extra);
+}
+
+static void make_config(const char *url, const char *spool, const char *extra) {
+    make_named_config(url, spool, "From C", extra);
 }
 
 struct progress_log {
@@ -130,11 +134,7 @@ int main(int argc, char **argv) {
     p = NULL;
 
     /* A file the host already has, published in place. */
-    make_config(url, spool, "");
-    {
-        char *c = strstr(config, "From C");
-        memcpy(c, "From F", 6);
-    }
+    make_named_config(url, spool, "From F", "");
     CHECK(tp_init(config, &p) == TP_OK, "init for feed_file");
     CHECK(tp_feed_file(p, NULL) == TP_ERR_INVALID_ARGUMENT, "feed_file NULL path");
     CHECK(tp_feed_file(NULL, input) == TP_ERR_INVALID_ARGUMENT, "feed_file NULL handle");
@@ -155,11 +155,7 @@ int main(int argc, char **argv) {
     p = NULL;
 
     /* The host cancels from the progress callback: TP_ERR_CANCELLED, nothing published. */
-    make_config(url, spool, "");
-    {
-        char *c = strstr(config, "From C");
-        memcpy(c, "From X", 6);
-    }
+    make_named_config(url, spool, "From X", "");
     CHECK(tp_init(config, &p) == TP_OK, "init for cancel");
     CHECK(feed_file(p, input, 4096) == 0, "feed for cancel");
     struct progress_log cancel = {0, 0, 0, 0, 1};

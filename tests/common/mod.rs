@@ -2,7 +2,9 @@
 #![allow(dead_code)]
 
 use sha2::{Digest, Sha256};
-use tableau_emulator::{Config as EmuConfig, Emulator, LoggedRequest, PublishedDatasource};
+use tableau_emulator::{
+    Config as EmuConfig, Emulator, Fault, FaultAction, LoggedRequest, PublishedDatasource,
+};
 use tableau_publisher::{Error, PublishResult, Publisher};
 
 pub const MIB: usize = 1024 * 1024;
@@ -45,6 +47,18 @@ impl Env {
             }
         }
         base.to_string()
+    }
+
+    /// Injects `action` into the `nth` request (1-based) of `method` whose path has `path`,
+    /// for `times` requests.
+    pub fn fault(&self, method: &str, path: &str, nth: u32, times: u32, action: FaultAction) {
+        self.emu.inject_fault(Fault {
+            method: Some(method.into()),
+            path_contains: Some(path.into()),
+            nth,
+            times,
+            action,
+        });
     }
 
     pub fn requests(&self) -> Vec<LoggedRequest> {
