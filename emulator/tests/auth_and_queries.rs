@@ -51,14 +51,12 @@ async fn sign_in_good_and_bad() {
     assert!(body.contains("Payload is either malformed XML or incomplete"));
 
     // JSON sign-in with a JSON answer.
-    let r = client()
-        .post(format!("{url}/api/{V}/auth/signin"))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json")
-        .body(r#"{"credentials":{"name":"admin","password":"admin-pass","site":{"contentUrl":"qa"}}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = signin_json(
+        &url,
+        r#"{"credentials":{"name":"admin","password":"admin-pass","site":{"contentUrl":"qa"}}}"#
+            .into(),
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
     assert!(r.headers()["content-type"]
         .to_str()
@@ -101,21 +99,9 @@ async fn missing_unknown_and_ended_tokens() {
     assert_eq!(r.status().as_u16(), 200);
 
     // Sign out → 204, then the token is dead (401002), and signing out again is a 401.
-    let r = c
-        .post(format!("{}/auth/signout", s.base))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(s.signout().await.0, 204);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401002"));
-    let r = c
-        .post(format!("{}/auth/signout", s.base))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("401002"));
+    assert_eq!(s.signout().await.1.as_deref(), Some("401002"));
     let r = c
         .post(format!("{}/auth/signout", s.base))
         .send()
@@ -129,18 +115,6 @@ async fn missing_unknown_and_ended_tokens() {
     b.token = a.token.clone();
     let (st, code, body) = b.projects("").await;
     assert_eq!((st, code.as_deref()), (403, Some("403000")), "{body}");
-}
-
-async fn signin_password(url: &str, site: &str) -> Session {
-    let (s, body) = signin_raw(url, password_body("admin", "admin-pass", site)).await;
-    assert_eq!(s, 200);
-    Session {
-        base: format!("{url}/api/{V}"),
-        token: attr(&body, "credentials", "token").unwrap(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
-        http: client(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,45 +184,21 @@ async fn token_expiry() {
 async fn versions_routes_and_serverinfo() {
     let emu = start(Config::default());
     let url = emu.url();
-    let c = client();
     for p in ["serverinfo", "serverInfo"] {
-        let r = c.get(format!("{url}/api/2.4/{p}")).send().await.unwrap();
-        let (st, _, body) = status_code(r).await;
+        let (st, _, body) = get_unauth(&format!("{url}/api/2.4/{p}")).await;
         assert_eq!(st, 200);
         assert!(body.contains(r#"<serverInfo><productVersion build="20251.25.0312.1200">2025.1.0</productVersion><restApiVersion>3.25</restApiVersion></serverInfo>"#), "{body}");
     }
-    let r = c
-        .get(format!("{url}/api/3.26/serverInfo"))
-        .send()
-        .await
-        .unwrap();
-    let (st, code, body) = status_code(r).await;
+    let (st, code, body) = get_unauth(&format!("{url}/api/3.26/serverInfo")).await;
     assert_eq!((st, code.as_deref()), (404, Some("404003")));
     assert!(body.contains("<summary>Resource Not Found</summary><detail>Unknown resource '/3.26/serverInfo' specified in URI.</detail>"), "{body}");
-    let r = c
-        .get(format!("{url}/api/2.3/serverInfo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("404003"));
-    let r = c
-        .get(format!("{url}/api/3.25/nonsense"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("404003"));
-    let r = c
-        .get(format!("{url}/api/-/serverinfo"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("404003"));
-    let r = c
-        .get(format!("{url}/api/3.25/auth/signin"))
-        .send()
-        .await
-        .unwrap();
-    let (st, code, body) = status_code(r).await;
+    let (_, code, _) = get_unauth(&format!("{url}/api/2.3/serverInfo")).await;
+    assert_eq!(code.as_deref(), Some("404003"));
+    let (_, code, _) = get_unauth(&format!("{url}/api/3.25/nonsense")).await;
+    assert_eq!(code.as_deref(), Some("404003"));
+    let (_, code, _) = get_unauth(&format!("{url}/api/-/serverinfo")).await;
+    assert_eq!(code.as_deref(), Some("404003"));
+    let (st, code, body) = get_unauth(&format!("{url}/api/3.25/auth/signin")).await;
     assert_eq!((st, code.as_deref()), (405, Some("405000")));
     assert!(body.contains("The HTTP method 'GET' is not supported for the given resource"));
 
@@ -257,33 +207,20 @@ async fn versions_routes_and_serverinfo() {
         api_version: "3.9".into(),
         ..Config::default()
     });
-    let r = c
-        .get(format!("{}/api/3.10/serverinfo", emu39.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("404003"));
-    let r = c
-        .get(format!("{}/api/3.9/serverinfo", emu39.url()))
-        .send()
-        .await
-        .unwrap();
-    let body = r.text().await.unwrap();
+    let (_, code, _) = get_unauth(&format!("{}/api/3.10/serverinfo", emu39.url())).await;
+    assert_eq!(code.as_deref(), Some("404003"));
+    let (_, _, body) = get_unauth(&format!("{}/api/3.9/serverinfo", emu39.url())).await;
     assert!(body.contains("<restApiVersion>3.9</restApiVersion>"));
     let emu310 = start(Config {
         api_version: "3.10".into(),
         ..Config::default()
     });
-    let r = c
-        .get(format!("{}/api/3.9/serverinfo", emu310.url()))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let (st, _, _) = get_unauth(&format!("{}/api/3.9/serverinfo", emu310.url())).await;
+    assert_eq!(st, 200);
 
     // Session probe.
     let s = signin(&url, "qa").await;
-    let (st, _, body) = s.get(&format!("{}/sessions/current", s.base)).await;
+    let (st, _, body) = s.current().await;
     assert_eq!(st, 200);
     assert_eq!(attr(&body, "user", "name").as_deref(), Some("admin"));
     assert_eq!(attr(&body, "site", "contentUrl").as_deref(), Some("qa"));
@@ -420,108 +357,64 @@ async fn projects_filters_and_pagination() {
 async fn control_api() {
     let emu = start(Config::default());
     let url = emu.url();
-    let c = client();
     let s = signin(&url, "").await;
 
-    let r = c
-        .post(format!("{url}/_emulator/projects"))
-        .body(r#"{"site":"","parent_id":null,"name":"Ops"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &url,
+        "projects",
+        r#"{"site":"","parent_id":null,"name":"Ops"}"#,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
     let v: serde_json::Value = json(r).await;
     let ops = v["id"].as_str().unwrap().to_owned();
     assert_eq!(emu.project_id("", &["Ops"]).as_deref(), Some(ops.as_str()));
-    let r = c
-        .post(format!("{url}/_emulator/projects"))
-        .body(format!(
-            r#"{{"site":"","parent_id":"{ops}","name":"Daily"}}"#
-        ))
-        .send()
-        .await
-        .unwrap();
+    let daily = format!(r#"{{"site":"","parent_id":"{ops}","name":"Daily"}}"#);
+    let r = control_post(&url, "projects", &daily).await;
     assert_eq!(r.status().as_u16(), 200);
-    let r = c
-        .get(format!("{url}/_emulator/project-id?site=&path=Ops/Daily"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_get(&url, "project-id?site=&path=Ops/Daily").await;
     let v: serde_json::Value = json(r).await;
     assert!(v["id"].is_string());
-    let r = c
-        .post(format!("{url}/_emulator/projects"))
-        .body(r#"{"site":"nope","name":"X"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "projects", r#"{"site":"nope","name":"X"}"#).await;
     assert_eq!(r.status().as_u16(), 404);
 
     // Faults over HTTP.
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body(r#"{"method":"GET","path_contains":"/projects","nth":1,"action":{"kind":"error","status":500,"code":"500000","summary":"Internal Server Error","detail":"boom"}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "faults", r#"{"method":"GET","path_contains":"/projects","nth":1,"action":{"kind":"error","status":500,"code":"500000","summary":"Internal Server Error","detail":"boom"}}"#).await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.1.as_deref(), Some("500000"));
     assert_eq!(s.projects("").await.0, 200);
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body(r#"{"path_contains":"/projects","nth":1,"times":5,"action":{"kind":"delay","ms":1}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &url,
+        "faults",
+        r#"{"path_contains":"/projects","nth":1,"times":5,"action":{"kind":"delay","ms":1}}"#,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
-    let r = c
+    let r = client()
         .delete(format!("{url}/_emulator/faults"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.0, 200);
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body("{}")
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "faults", "{}").await;
     assert_eq!(r.status().as_u16(), 400);
 
     // Token lifetime and expiry.
-    let r = c
-        .post(format!("{url}/_emulator/expire-tokens"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "expire-tokens", "").await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401000"));
     let s = signin(&url, "").await;
-    let r = c
-        .post(format!("{url}/_emulator/token-lifetime"))
-        .body(r#"{"seconds":0}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "token-lifetime", r#"{"seconds":0}"#).await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401000"));
-    let r = c
-        .post(format!("{url}/_emulator/token-lifetime"))
-        .body(r#"{"seconds":3600}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "token-lifetime", r#"{"seconds":3600}"#).await;
     assert_eq!(r.status().as_u16(), 200);
     let s = signin(&url, "").await;
     assert_eq!(s.projects("").await.0, 200);
 
     // Request log and data sources as JSON; control requests are not logged.
-    let r = c
-        .get(format!("{url}/_emulator/requests"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_get(&url, "requests").await;
     let log: serde_json::Value = json(r).await;
     let log = log.as_array().unwrap();
     assert!(!log.is_empty());
@@ -533,17 +426,9 @@ async fn control_api() {
         .any(|e| e["fault"] == "error:500" && e["code"] == "500000" && e["status"] == 500));
     let seqs: Vec<u64> = log.iter().map(|e| e["seq"].as_u64().unwrap()).collect();
     assert!(seqs.windows(2).all(|w| w[0] < w[1]));
-    let r = c
-        .get(format!("{url}/_emulator/datasources"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_get(&url, "datasources").await;
     assert_eq!(json(r).await, serde_json::json!([]));
-    let r = c
-        .get(format!("{url}/_emulator/bogus"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_get(&url, "bogus").await;
     assert_eq!(r.status().as_u16(), 404);
 }
 
@@ -635,18 +520,10 @@ async fn binary_prints_url_logs_and_exits_on_stdin_eof() {
     let url = line.trim().to_owned();
     assert!(url.starts_with("http://127.0.0.1:"), "{url}");
 
-    let (st, body) = signin_raw(&url, pat_body("bot", "s3cr3t", "")).await;
-    assert_eq!(st, 200, "{body}");
-    let token = attr(&body, "credentials", "token").unwrap();
+    let s = signin_with(&url, pat_body("bot", "s3cr3t", "")).await;
+    let token = s.token.clone();
     let (st, _) = signin_raw(&url, pat_body("ci", "ci-secret", "")).await;
     assert_eq!(st, 401, "the seed file replaces the default seed");
-    let s = Session {
-        base: format!("{url}/api/{V}"),
-        token: token.clone(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
-        http: client(),
-    };
     let (_, _, body) = s.projects("").await;
     assert_eq!(attr(&body, "pagination", "pageSize").as_deref(), Some("2"));
     assert_eq!(

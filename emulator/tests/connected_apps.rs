@@ -59,15 +59,7 @@ fn jwt_body(jwt: &str, site: &str, extra: &str) -> String {
 }
 
 async fn jwt_signin(url: &str, jwt: &str, site: &str) -> Session {
-    let (s, body) = signin_raw(url, jwt_body(jwt, site, "")).await;
-    assert_eq!(s, 200, "{body}");
-    Session {
-        base: format!("{url}/api/{V}"),
-        token: attr(&body, "credentials", "token").unwrap(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
-        http: client(),
-    }
+    signin_with(url, jwt_body(jwt, site, "")).await
 }
 
 /// Sign in with `body` and expect 401 401001 with `(errorCode=N)` (or no number for `None`).
@@ -103,17 +95,17 @@ async fn good_jwt_signs_in_and_publishes() {
     assert!(attr(&body, "credentials", "token").is_some());
 
     let s = jwt_signin(&url, &good(ALL_SCOPES), "").await;
-    let (st, _, body) = s.get(&format!("{}/sessions/current", s.base)).await;
+    let (st, _, body) = s.current().await;
     assert_eq!(st, 200);
     assert_eq!(attr(&body, "user", "name").as_deref(), Some("admin"));
 
     // Single-request publish of the sample file.
     let project = s.project_id("default").await;
     let data = sample();
-    let (st, _, body) = s
-        .publish_file("", "FromJwt", &project, "sample.hyper", &data)
-        .await;
-    assert_eq!(st, 201, "{body}");
+    created(
+        s.publish_file("", "FromJwt", &project, "sample.hyper", &data)
+            .await,
+    );
     let d = emu
         .datasources()
         .into_iter()
@@ -125,28 +117,13 @@ async fn good_jwt_signs_in_and_publishes() {
     );
 
     // Chunked upload + async publish + job polling.
-    let id = s.initiate().await;
-    assert_eq!(s.append(&id, Style::FormData, &data).await.0, 200);
-    let (st, _, body) = s
-        .commit(
-            &format!(
-                "uploadSessionId={}&datasourceType=hyper&asJob=true",
-                enc(&id)
-            ),
-            "FromJwtAsync",
-            &project,
-        )
-        .await;
+    let id = s.upload(Style::FormData, &data).await;
+    let (st, _, body) = s.commit_job(&id, "FromJwtAsync", &project).await;
     assert_eq!(st, 202, "{body}");
     let job = attr(&body, "job", "id").unwrap();
-    let (st, _, _) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
+    let (st, _, _) = s.job(&job).await;
     assert_eq!(st, 200);
-    let (st, _, body) = s
-        .get(&format!(
-            "{}?filter=name:eq:FromJwt",
-            s.site_url("datasources")
-        ))
-        .await;
+    let (st, _, body) = s.datasources("filter=name:eq:FromJwt").await;
     assert_eq!((st, count(&body, "datasource")), (200, 1), "{body}");
 
     // A JWT session behaves like a password session: a second JWT sign-in does not end it.
@@ -159,14 +136,11 @@ async fn good_jwt_signs_in_and_publishes() {
 
     // JSON sign-in.
     let jwt = good(ALL_SCOPES);
-    let r = client()
-        .post(format!("{url}/api/{V}/auth/signin"))
-        .header("Content-Type", "application/json")
-        .header("Accept", "application/json")
-        .body(json!({"credentials": {"jwt": jwt, "site": {"contentUrl": "qa"}}}).to_string())
-        .send()
-        .await
-        .unwrap();
+    let r = signin_json(
+        &url,
+        json!({"credentials": {"jwt": jwt, "site": {"contentUrl": "qa"}}}).to_string(),
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
     let v = json(r).await;
     assert_eq!(v["credentials"]["site"]["contentUrl"], "qa");
@@ -232,12 +206,12 @@ async fn failure_codes() {
     assert_eq!(s.projects("").await.0, 200);
     jwt_signin(&url, &good(ALL_SCOPES), "qa").await;
     // Re-enabled through the control API.
-    let resp = client()
-        .post(format!("{url}/_emulator/connected-apps"))
-        .body(r#"{"site":"","client_id":"ci-app","enabled":true}"#)
-        .send()
-        .await
-        .unwrap();
+    let resp = control_post(
+        &url,
+        "connected-apps",
+        r#"{"site":"","client_id":"ci-app","enabled":true}"#,
+    )
+    .await;
     assert_eq!(resp.status().as_u16(), 200);
     jwt_signin(&url, &good(ALL_SCOPES), "").await;
 
@@ -270,15 +244,8 @@ async fn scopes_are_enforced() {
     let (st, _, body) = ro.projects("").await;
     assert_eq!(st, 200);
     let project = attr(&body, "project", "id").unwrap();
-    assert_eq!(ro.get(&ro.site_url("datasources")).await.0, 200);
-    let r = ro
-        .http
-        .post(ro.site_url("fileUploads"))
-        .header("X-Tableau-Auth", &ro.token)
-        .send()
-        .await
-        .unwrap();
-    forbidden(status_code(r).await, "tableau:file_uploads:create");
+    assert_eq!(ro.datasources("").await.0, 200);
+    forbidden(ro.initiate_raw().await, "tableau:file_uploads:create");
     forbidden(
         ro.publish_file("", "Nope", &project, "sample.hyper", &sample())
             .await,
@@ -293,57 +260,28 @@ async fn scopes_are_enforced() {
         "",
     )
     .await;
-    let id = rw.initiate().await;
-    assert_eq!(rw.append(&id, Style::Docs, &sample()).await.0, 200);
-    let (st, _, body) = rw
-        .commit(
-            &format!(
-                "uploadSessionId={}&datasourceType=hyper&asJob=true",
-                enc(&id)
-            ),
-            "Scoped",
-            &project,
-        )
-        .await;
+    let id = rw.upload(Style::Docs, &sample()).await;
+    let (st, _, body) = rw.commit_job(&id, "Scoped", &project).await;
     assert_eq!(st, 202, "{body}");
     let job = attr(&body, "job", "id").unwrap();
     forbidden(rw.projects("").await, "tableau:content:read");
-    forbidden(
-        rw.get(&rw.site_url("datasources")).await,
-        "tableau:content:read",
-    );
-    forbidden(
-        rw.get(&rw.site_url(&format!("jobs/{job}"))).await,
-        "tableau:jobs:read",
-    );
+    forbidden(rw.datasources("").await, "tableau:content:read");
+    forbidden(rw.job(&job).await, "tableau:jobs:read");
     // Scope-free calls.
-    assert_eq!(
-        rw.get(&format!("{}/sessions/current", rw.base)).await.0,
-        200
-    );
+    assert_eq!(rw.current().await.0, 200);
     // content:read or jobs:read covers Query Job.
-    assert_eq!(ro.get(&ro.site_url(&format!("jobs/{job}"))).await.0, 200);
+    assert_eq!(ro.job(&job).await.0, 200);
     let jobs = jwt_signin(&url, &good(&["tableau:jobs:read"]), "").await;
-    assert_eq!(
-        jobs.get(&jobs.site_url(&format!("jobs/{job}"))).await.0,
-        200
-    );
+    assert_eq!(jobs.job(&job).await.0, 200);
     forbidden(jobs.projects("").await, "tableau:content:read");
 
     // A PAT session on the same site is not restricted.
     let pat = signin(&url, "").await;
     assert_eq!(pat.projects("").await.0, 200);
-    assert_eq!(pat.get(&pat.site_url(&format!("jobs/{job}"))).await.0, 200);
+    assert_eq!(pat.job(&job).await.0, 200);
 
     // Sign-out needs no scope.
-    let r = rw
-        .http
-        .post(format!("{}/auth/signout", rw.base))
-        .header("X-Tableau-Auth", &rw.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(rw.signout().await.0, 204);
 }
 
 #[tokio::test]

@@ -10,52 +10,11 @@ use tableau_emulator::{Config, Emulator, Fault, FaultAction, LoggedRequest, Uplo
 
 const MIB: usize = 1024 * 1024;
 
-fn fault(method: &str, path: &str, action: FaultAction) -> Fault {
-    Fault {
-        method: Some(method.into()),
-        path_contains: Some(path.into()),
-        nth: 1,
-        times: 1,
-        action,
-    }
-}
-
 fn logged(emu: &Emulator, fault: &str) -> LoggedRequest {
     emu.requests()
         .into_iter()
         .find(|r| r.fault.as_deref() == Some(fault))
         .unwrap_or_else(|| panic!("no request with fault {fault}"))
-}
-
-/// PUT one chunk, returning the raw reqwest result.
-async fn put_chunk(
-    s: &Session,
-    id: &str,
-    data: &[u8],
-) -> Result<reqwest::Response, reqwest::Error> {
-    s.http
-        .put(s.site_url(&format!("fileUploads/{}", enc(id))))
-        .header("X-Tableau-Auth", &s.token)
-        .header("Content-Type", content_type(Style::Docs))
-        .body(multipart(
-            Style::Docs,
-            "",
-            Some(("tableau_file", "file", data)),
-        ))
-        .send()
-        .await
-}
-
-async fn password_session(url: &str) -> Session {
-    let (st, body) = signin_raw(url, password_body("admin", "admin-pass", "")).await;
-    assert_eq!(st, 200, "{body}");
-    Session {
-        base: format!("{url}/api/{V}"),
-        token: attr(&body, "credentials", "token").unwrap(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
-        http: client(),
-    }
 }
 
 /// A raw HTTP/1.1 GET; returns every byte received until the server closes the connection.
@@ -87,7 +46,7 @@ async fn kill_session_and_sign_in_elsewhere() {
     let emu = start(Config::default());
     let url = emu.url();
     let s = signin(&url, "").await;
-    let p = password_session(&url).await;
+    let p = signin_password(&url, "").await;
     assert_eq!(s.projects("").await.0, 200);
 
     // KillSession: this request and every later use of the token get 401002.
@@ -95,7 +54,7 @@ async fn kill_session_and_sign_in_elsewhere() {
     let (st, code, body) = s.projects("").await;
     assert_eq!((st, code.as_deref()), (401, Some("401002")), "{body}");
     assert!(body.contains("Invalid authentication credentials were provided."));
-    let (st, code, _) = s.get(&format!("{}/sessions/current", s.base)).await;
+    let (st, code, _) = s.current().await;
     assert_eq!((st, code.as_deref()), (401, Some("401002")));
     assert_eq!(s.projects("").await.1.as_deref(), Some("401002"));
     let entry = logged(&emu, "kill_session");
@@ -120,8 +79,8 @@ async fn kill_session_and_sign_in_elsewhere() {
         times: 2,
         ..fault("GET", "/projects", FaultAction::KillSession)
     });
-    let r = client().get(s.site_url("projects")).send().await.unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("401000"));
+    let (_, code, _) = get_unauth(&s.site_url("projects")).await;
+    assert_eq!(code.as_deref(), Some("401000"));
     let r = client()
         .get(s.site_url("projects"))
         .header("X-Tableau-Auth", "0123456789abcdef0123456789abcdef|nope")
@@ -146,50 +105,25 @@ async fn kill_session_and_sign_in_elsewhere() {
 
     // Control API.
     let s = signin(&url, "").await;
-    let c = client();
-    let r = c
-        .post(format!("{url}/_emulator/sign-in-elsewhere"))
-        .body(r#"{"site":"","pat":"ci"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "sign-in-elsewhere", r#"{"site":"","pat":"ci"}"#).await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(json(r).await["ok"], true);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401002"));
-    let r = c
-        .post(format!("{url}/_emulator/sign-in-elsewhere"))
-        .body(r#"{"pat":"nope"}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "sign-in-elsewhere", r#"{"pat":"nope"}"#).await;
     assert_eq!(r.status().as_u16(), 404);
-    let r = c
-        .post(format!("{url}/_emulator/sign-in-elsewhere"))
-        .body("{")
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "sign-in-elsewhere", "{").await;
     assert_eq!(r.status().as_u16(), 400);
 
     // Over the fault API too.
     let s = signin(&url, "").await;
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body(
-            r#"{"method":"POST","path_contains":"/fileUploads","action":{"kind":"kill_session"}}"#,
-        )
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &url,
+        "faults",
+        r#"{"method":"POST","path_contains":"/fileUploads","action":{"kind":"kill_session"}}"#,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 200);
-    let r = s
-        .http
-        .post(s.site_url("fileUploads"))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(status_code(r).await.1.as_deref(), Some("401002"));
+    assert_eq!(s.initiate_raw().await.1.as_deref(), Some("401002"));
     assert!(emu.upload_sessions().is_empty());
 }
 
@@ -204,16 +138,10 @@ async fn expire_tokens_after_requests() {
 
     emu.expire_tokens_after_requests(2);
     // Requests that do not pass token authentication do not count.
-    let r = client().get(s.site_url("projects")).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 401);
-    let r = client()
-        .get(format!("{}/serverinfo", s.base))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    assert_eq!(get_unauth(&s.site_url("projects")).await.0, 401);
+    assert_eq!(get_unauth(&format!("{}/serverinfo", s.base)).await.0, 200);
     // A session created after the call still expires: it exists when the count is reached.
-    let p = password_session(&url).await;
+    let p = signin_password(&url, "").await;
     assert_eq!(s.projects("").await.0, 200);
     assert_eq!(p.projects("").await.0, 200);
     let (st, code, body) = s.projects("").await;
@@ -232,23 +160,13 @@ async fn expire_tokens_after_requests() {
 
     // Control API.
     let s = signin(&url, "").await;
-    let c = client();
-    let r = c
-        .post(format!("{url}/_emulator/expire-tokens"))
-        .body(r#"{"after_requests": 1}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "expire-tokens", r#"{"after_requests": 1}"#).await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.0, 200);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401004"));
     // No body: expire now, as before.
     let s = signin(&url, "").await;
-    let r = c
-        .post(format!("{url}/_emulator/expire-tokens"))
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "expire-tokens", "").await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.1.as_deref(), Some("401004"));
     // Invalid bodies.
@@ -258,12 +176,7 @@ async fn expire_tokens_after_requests() {
         r#"{"after_requests":-1}"#,
         "nope",
     ] {
-        let r = c
-            .post(format!("{url}/_emulator/expire-tokens"))
-            .body(bad)
-            .send()
-            .await
-            .unwrap();
+        let r = control_post(&url, "expire-tokens", bad).await;
         assert_eq!(r.status().as_u16(), 400, "{bad}");
     }
 }
@@ -277,7 +190,7 @@ async fn expire_tokens_at_a_time() {
     assert_eq!(s.projects("").await.0, 200);
     tokio::time::sleep(Duration::from_millis(600)).await;
     // Signed in after the time: not expired (one-shot), while the older session is.
-    let late = password_session(&url).await;
+    let late = signin_password(&url, "").await;
     let (st, code, body) = s.projects("").await;
     assert_eq!((st, code.as_deref()), (401, Some("401000")), "{body}");
     assert_eq!(late.projects("").await.0, 200);
@@ -286,7 +199,7 @@ async fn expire_tokens_at_a_time() {
     emu.expire_tokens_at(SystemTime::now() + Duration::from_millis(300));
     assert_eq!(late.projects("").await.0, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
-    let after = password_session(&url).await;
+    let after = signin_password(&url, "").await;
     assert_eq!(late.projects("").await.1.as_deref(), Some("401000"));
     assert_eq!(after.projects("").await.0, 200);
 
@@ -299,15 +212,8 @@ async fn expire_tokens_at_a_time() {
     assert_eq!(s.projects("").await.0, 200);
 
     // Control API.
-    let r = client()
-        .post(format!("{url}/_emulator/expire-tokens"))
-        .body(format!(
-            r#"{{"at_unix_ms": {}}}"#,
-            unix_ms(SystemTime::now()) + 300
-        ))
-        .send()
-        .await
-        .unwrap();
+    let at = format!(r#"{{"at_unix_ms": {}}}"#, unix_ms(SystemTime::now()) + 300);
+    let r = control_post(&url, "expire-tokens", &at).await;
     assert_eq!(r.status().as_u16(), 200);
     assert_eq!(s.projects("").await.0, 200);
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -332,7 +238,8 @@ async fn reset_mid_body_discards_the_chunk() {
         },
     ));
     let big = bytes(4 * MIB, 2);
-    let err = put_chunk(&s, &id, &big)
+    let err = s
+        .put_chunk(&id, Style::Docs, &big)
         .await
         .expect_err("a reset mid-body is a transport error");
     assert!(err.status().is_none(), "{err:?}");
@@ -356,13 +263,7 @@ async fn reset_mid_body_discards_the_chunk() {
     let (st, _, body) = s.append(&id, Style::FormData, b"tail").await;
     assert_eq!(st, 200, "{body}");
     assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("2"));
-    let (st, _, body) = s
-        .commit(
-            &format!("uploadSessionId={}&datasourceType=hyper", enc(&id)),
-            "Chunked",
-            &project,
-        )
-        .await;
+    let (st, _, body) = s.commit(&commit_query(&id), "Chunked", &project).await;
     assert_eq!(st, 201, "{body}");
     let mut whole = first.clone();
     whole.extend_from_slice(b"tail");
@@ -383,22 +284,10 @@ async fn reset_mid_body_discards_the_chunk() {
         },
     ));
     let data = hyper_file(1000, 3);
-    let payload = format!(
-        r#"<tsRequest><datasource name="Short"><project id="{project}"/></datasource></tsRequest>"#
-    );
-    let body = multipart(
-        Style::FormData,
-        &payload,
-        Some(("tableau_datasource", "short.hyper", &data)),
-    );
+    let body = publish_body(Style::FormData, "Short", &project, "short.hyper", &data);
     let len = body.len() as u64;
     let err = s
-        .http
-        .post(s.site_url("datasources"))
-        .header("X-Tableau-Auth", &s.token)
-        .header("Content-Type", content_type(Style::FormData))
-        .body(body)
-        .send()
+        .publish_send("", Style::FormData, body)
         .await
         .expect_err("connection dropped");
     assert!(err.status().is_none());
@@ -428,7 +317,10 @@ async fn reset_mid_response_applies_then_truncates() {
     let id = s.initiate().await;
     emu.inject_fault(fault("PUT", "/fileUploads/", FaultAction::ResetMidResponse));
     let data = hyper_file(2 * MIB, 9);
-    let r = put_chunk(&s, &id, &data).await.expect("headers arrive");
+    let r = s
+        .put_chunk(&id, Style::Docs, &data)
+        .await
+        .expect("headers arrive");
     assert_eq!(r.status().as_u16(), 200);
     let full_len = r.content_length().expect("Content-Length of the full body");
     assert!(full_len > 100);
@@ -448,22 +340,8 @@ async fn reset_mid_response_applies_then_truncates() {
     // A single-request publish: the data source is created although the client saw an error.
     emu.inject_fault(fault("POST", "/datasources", FaultAction::ResetMidResponse));
     let file = hyper_file(5000, 4);
-    let payload = format!(
-        r#"<tsRequest><datasource name="Truncated"><project id="{project}"/></datasource></tsRequest>"#
-    );
-    let body = multipart(
-        Style::FormData,
-        &payload,
-        Some(("tableau_datasource", "t.hyper", &file)),
-    );
-    let res = s
-        .http
-        .post(s.site_url("datasources"))
-        .header("X-Tableau-Auth", &s.token)
-        .header("Content-Type", content_type(Style::FormData))
-        .body(body)
-        .send()
-        .await;
+    let body = publish_body(Style::FormData, "Truncated", &project, "t.hyper", &file);
+    let res = s.publish_send("", Style::FormData, body).await;
     let saw_error = match res {
         Err(_) => true,
         Ok(r) => {
@@ -517,12 +395,7 @@ async fn reset_mid_response_applies_then_truncates() {
         "/auth/signout",
         FaultAction::ResetMidResponse,
     ));
-    let res = s
-        .http
-        .post(format!("{}/auth/signout", s.base))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await;
+    let res = s.signout_raw().await;
     assert!(res.is_err());
     let last = emu.requests().pop().unwrap();
     assert_eq!((last.status, last.applied), (0, true));
@@ -579,22 +452,14 @@ async fn too_many_requests_variants() {
     ];
     for (i, (ra, text)) in cases.into_iter().enumerate() {
         emu.inject_fault(fault("POST", "/datasources", too_many(ra, text)));
-        let payload = format!(
-            r#"<tsRequest><datasource name="T{i}"><project id="{project}"/></datasource></tsRequest>"#
+        let body = publish_body(
+            Style::FormData,
+            &format!("T{i}"),
+            &project,
+            "t.hyper",
+            &file,
         );
-        let r = s
-            .http
-            .post(s.site_url("datasources"))
-            .header("X-Tableau-Auth", &s.token)
-            .header("Content-Type", content_type(Style::FormData))
-            .body(multipart(
-                Style::FormData,
-                &payload,
-                Some(("tableau_datasource", "t.hyper", &file)),
-            ))
-            .send()
-            .await
-            .unwrap();
+        let r = s.publish_send("", Style::FormData, body).await.unwrap();
         assert_eq!(r.status().as_u16(), 429);
         assert_eq!(
             r.headers().get("retry-after").map(|v| v.to_str().unwrap()),
@@ -639,28 +504,16 @@ async fn too_many_requests_variants() {
     assert_eq!(v["error"]["detail"], detail);
     assert_eq!(v["error"]["code"], "429000");
     // Over the control API; a Retry-After that cannot be a header value is refused.
-    let c = client();
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body(r#"{"action":{"kind":"error","status":429,"code":"429000","retry_after":"bad\nvalue"}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(
+        &url,
+        "faults",
+        r#"{"action":{"kind":"error","status":429,"code":"429000","retry_after":"bad\nvalue"}}"#,
+    )
+    .await;
     assert_eq!(r.status().as_u16(), 400);
-    let r = c
-        .post(format!("{url}/_emulator/faults"))
-        .body(r#"{"method":"GET","path_contains":"/projects","action":{"kind":"error","status":429,"code":"429000","summary":"Too Many Requests","retry_after":"Wed, 21 Oct 2026 07:28:00 GMT"}}"#)
-        .send()
-        .await
-        .unwrap();
+    let r = control_post(&url, "faults", r#"{"method":"GET","path_contains":"/projects","action":{"kind":"error","status":429,"code":"429000","summary":"Too Many Requests","retry_after":"Wed, 21 Oct 2026 07:28:00 GMT"}}"#).await;
     assert_eq!(r.status().as_u16(), 200);
-    let r = s
-        .http
-        .get(s.site_url("projects"))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_raw(&s.site_url("projects")).await.unwrap();
     assert_eq!(r.status().as_u16(), 429);
     assert_eq!(r.headers()["retry-after"], date);
 }
@@ -688,14 +541,14 @@ async fn applied_flag_and_upload_sessions() {
     assert_eq!(s.append(&a, Style::Docs, b"never").await.0, 429);
     // Reset after the body: applied although the client saw no response.
     emu.inject_fault(fault("PUT", "/fileUploads/", FaultAction::ResetAfterBody));
-    assert!(put_chunk(&s, &a, b"stored").await.is_err());
+    assert!(s.put_chunk(&a, Style::Docs, b"stored").await.is_err());
     // Reset mid-body: not applied.
     emu.inject_fault(fault(
         "PUT",
         "/fileUploads/",
         FaultAction::ResetMidBody { after_bytes: 10 },
     ));
-    assert!(put_chunk(&s, &a, &bytes(MIB, 3)).await.is_err());
+    assert!(s.put_chunk(&a, Style::Docs, &bytes(MIB, 3)).await.is_err());
     // Too large: refused.
     assert_eq!(s.append(&b, Style::Docs, b"b-data").await.0, 200);
     assert_eq!(
@@ -726,24 +579,9 @@ async fn applied_flag_and_upload_sessions() {
     );
 
     // Commit a (async job); committing b fails ("b-data" is not a hyper file), so b stays open.
-    let (st, _, _) = s
-        .commit(
-            &format!(
-                "uploadSessionId={}&datasourceType=hyper&asJob=true",
-                enc(&a)
-            ),
-            "A",
-            &project,
-        )
-        .await;
+    let (st, _, _) = s.commit_job(&a, "A", &project).await;
     assert_eq!(st, 202);
-    let (st, code, _) = s
-        .commit(
-            &format!("uploadSessionId={}&datasourceType=hyper", enc(&b)),
-            "B",
-            &project,
-        )
-        .await;
+    let (st, code, _) = s.commit(&commit_query(&b), "B", &project).await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
     let infos = emu.upload_sessions();
     assert!(infos[0].committed && !infos[1].committed, "{infos:?}");
@@ -794,22 +632,9 @@ async fn applied_flag_and_upload_sessions() {
     assert_eq!(ds[0].sha256, sha_hex(&whole));
 
     // Control API mirrors upload_sessions() and the log carries `applied`.
-    let c = client();
-    let v = json(
-        c.get(format!("{url}/_emulator/upload-sessions"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let v = json(control_get(&url, "upload-sessions").await).await;
     let parsed: Vec<UploadSessionInfo> = serde_json::from_value(v).unwrap();
     assert_eq!(parsed, emu.upload_sessions());
-    let v = json(
-        c.get(format!("{url}/_emulator/requests"))
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let v = json(control_get(&url, "requests").await).await;
     assert_eq!(v[0]["applied"], true);
 }

@@ -66,30 +66,20 @@ async fn upload_sessions_both_styles_and_commit() {
     assert_eq!((st, code.as_deref()), (400, Some("400000")), "{body}");
     assert!(body.contains("datasourceType"));
     // A file part next to uploadSessionId is refused.
-    let payload = format!(
-        r#"<tsRequest><datasource name="Big"><project id="{project}"/></datasource></tsRequest>"#
-    );
     let (st, code, _) = s
-        .publish_raw(
+        .publish_file(
             &format!("{q}&datasourceType=hyper"),
-            Style::FormData,
-            multipart(
-                Style::FormData,
-                &payload,
-                Some(("tableau_datasource", "x.hyper", &hyper_file(100, 1))),
-            ),
+            "Big",
+            &project,
+            "x.hyper",
+            &hyper_file(100, 1),
         )
         .await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
 
     // The commit (raw ':' in the query works as well as %3A).
-    let (st, _, body) = s
-        .commit(
-            &format!("uploadSessionId={id}&datasourceType=hyper&overwrite=false"),
-            "Big",
-            &project,
-        )
-        .await;
+    let raw_q = format!("uploadSessionId={id}&datasourceType=hyper&overwrite=false");
+    let (st, _, body) = s.commit(&raw_q, "Big", &project).await;
     assert_eq!(st, 201, "{body}");
     let ds_id = attr(&body, "datasource", "id").unwrap();
     assert_eq!(attr(&body, "datasource", "name").as_deref(), Some("Big"));
@@ -132,21 +122,13 @@ async fn upload_sessions_both_styles_and_commit() {
     // The session is consumed.
     let (st, code, _) = s.append(&id, Style::Docs, b"x").await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
-    let (st, code, _) = s
-        .commit(
-            &format!("{q}&datasourceType=hyper&overwrite=true"),
-            "Big",
-            &project,
-        )
-        .await;
+    let again = format!("{q}&datasourceType=hyper&overwrite=true");
+    let (st, code, _) = s.commit(&again, "Big", &project).await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // Data source queries.
     let (st, _, body) = s
-        .get(&format!(
-            "{}?filter=name:eq:Big,projectName:eq:default",
-            s.site_url("datasources")
-        ))
+        .datasources("filter=name:eq:Big,projectName:eq:default")
         .await;
     assert_eq!(st, 200);
     assert_eq!(attrs_all(&body, "datasource", "id"), vec![ds_id.clone()]);
@@ -155,9 +137,8 @@ async fn upload_sessions_both_styles_and_commit() {
         Some("1")
     );
     let (_, _, body) = s
-        .get(&format!(
-            "{}?filter={}",
-            s.site_url("datasources"),
+        .datasources(&format!(
+            "filter={}",
             enc("name:eq:Big,projectName:eq:Finance")
         ))
         .await;
@@ -172,24 +153,12 @@ async fn upload_sessions_both_styles_and_commit() {
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // An upload session from another site's session is not visible.
-    let qa = signin_other_user(&emu.url(), "qa").await;
+    let qa = signin_password(&emu.url(), "qa").await;
     let id2 = s.initiate().await;
     let mut foreign = qa.clone();
     foreign.site = s.site.clone();
     let (st, code, _) = foreign.append(&id2, Style::Docs, b"x").await;
     assert_eq!((st, code.as_deref()), (403, Some("403000")));
-}
-
-async fn signin_other_user(url: &str, site: &str) -> Session {
-    let (st, body) = signin_raw(url, password_body("admin", "admin-pass", site)).await;
-    assert_eq!(st, 200);
-    Session {
-        base: format!("{url}/api/{V}"),
-        token: attr(&body, "credentials", "token").unwrap(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
-        http: client(),
-    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -207,16 +176,16 @@ async fn single_request_publish_overwrite_append_and_errors() {
     ))
     .unwrap();
 
-    let (st, _, body) = s
-        .publish_file(
+    let body = created(
+        s.publish_file(
             "datasourceType=hyper",
             "Sales",
             &quarterly,
             "sample.hyper",
             &sample,
         )
-        .await;
-    assert_eq!(st, 201, "{body}");
+        .await,
+    );
     let id = attr(&body, "datasource", "id").unwrap();
     assert_eq!(attr(&body, "project", "name").as_deref(), Some("Quarterly"));
     let d = emu.datasources().into_iter().find(|d| d.id == id).unwrap();
@@ -226,10 +195,10 @@ async fn single_request_publish_overwrite_append_and_errors() {
     );
 
     // Same name in another project is fine; contentUrl is made unique.
-    let (st, _, body) = s
-        .publish_file("", "Sales", &default, "sales.hyper", &sample)
-        .await;
-    assert_eq!(st, 201, "{body}");
+    let body = created(
+        s.publish_file("", "Sales", &default, "sales.hyper", &sample)
+            .await,
+    );
     assert_eq!(
         attr(&body, "datasource", "contentUrl").as_deref(),
         Some("Sales_1")
@@ -248,17 +217,17 @@ async fn single_request_publish_overwrite_append_and_errors() {
     assert_eq!((st, code.as_deref()), (403, Some("403007")));
     assert!(body.contains("<summary>Forbidden</summary><detail>The datasource 'Sales' already exists and may not be overwritten without the 'overwrite' flag set to 'true'.</detail>"), "{body}");
     // Names are case-sensitive.
-    let (st, _, _) = s
-        .publish_file("", "sales", &quarterly, "sample.hyper", &sample)
-        .await;
-    assert_eq!(st, 201);
+    created(
+        s.publish_file("", "sales", &quarterly, "sample.hyper", &sample)
+            .await,
+    );
 
     // Overwrite keeps the id, replaces content.
     let v2 = hyper_file(50_000, 2);
-    let (st, _, body) = s
-        .publish_file("overwrite=true", "Sales", &quarterly, "v2.hyper", &v2)
-        .await;
-    assert_eq!(st, 201, "{body}");
+    let body = created(
+        s.publish_file("overwrite=true", "Sales", &quarterly, "v2.hyper", &v2)
+            .await,
+    );
     assert_eq!(
         attr(&body, "datasource", "id").as_deref(),
         Some(id.as_str())
@@ -270,17 +239,17 @@ async fn single_request_publish_overwrite_append_and_errors() {
         vec!["create", "overwrite"]
     );
     // Overwrite of a missing one creates it.
-    let (st, _, _) = s
-        .publish_file("overwrite=true", "Fresh", &quarterly, "f.hyper", &v2)
-        .await;
-    assert_eq!(st, 201);
+    created(
+        s.publish_file("overwrite=true", "Fresh", &quarterly, "f.hyper", &v2)
+            .await,
+    );
 
     // Append.
     let v3 = hyper_file(10_000, 3);
-    let (st, _, body) = s
-        .publish_file("append=true", "Sales", &quarterly, "more.hyper", &v3)
-        .await;
-    assert_eq!(st, 201, "{body}");
+    created(
+        s.publish_file("append=true", "Sales", &quarterly, "more.hyper", &v3)
+            .await,
+    );
     let d = emu.datasources().into_iter().find(|d| d.id == id).unwrap();
     assert_eq!((d.size, d.sha256.clone()), (v3.len() as u64, sha_hex(&v3)));
     assert_eq!(d.history.last().unwrap().op, "append");
@@ -290,8 +259,7 @@ async fn single_request_publish_overwrite_append_and_errors() {
         .await;
     assert_eq!((st, code.as_deref()), (404, Some("404012")), "{body}");
     let tds = b"<?xml version='1.0'?><datasource/>".to_vec();
-    let (st, _, body) = s.publish_file("", "Tds", &quarterly, "x.tds", &tds).await;
-    assert_eq!(st, 201, "{body}");
+    created(s.publish_file("", "Tds", &quarterly, "x.tds", &tds).await);
     let (st, code, _) = s
         .publish_file("append=true", "Tds", &quarterly, "x.tds", &tds)
         .await;
@@ -322,24 +290,13 @@ async fn single_request_publish_overwrite_append_and_errors() {
         body.contains("There was a problem publishing the file 'bad.hyper'."),
         "{body}"
     );
-    let (st, _, body) = s
-        .publish_file("", "Zip", &quarterly, "z.tdsx", b"PK\x03\x04rest")
-        .await;
-    assert_eq!(st, 201, "{body}");
-    let (st, _, _) = s
-        .publish_file(
-            "",
-            "Bom",
-            &quarterly,
-            "b.tds",
-            b"\xEF\xBB\xBF\n  <datasource/>",
-        )
-        .await;
-    assert_eq!(st, 201);
-    let (st, _, _) = s
-        .publish_file("", "Tde", &quarterly, "t.tde", b"\x20\x02\x01\x62....")
-        .await;
-    assert_eq!(st, 201);
+    for (name, file, data) in [
+        ("Zip", "z.tdsx", &b"PK\x03\x04rest"[..]),
+        ("Bom", "b.tds", b"\xEF\xBB\xBF\n  <datasource/>"),
+        ("Tde", "t.tde", b"\x20\x02\x01\x62...."),
+    ] {
+        created(s.publish_file("", name, &quarterly, file, data).await);
+    }
     let (st, code, _) = s.publish_file("", "Txt", &quarterly, "t.csv", b"a,b").await;
     assert_eq!((st, code.as_deref()), (400, Some("400011")));
     let (st, code, _) = s
@@ -353,32 +310,16 @@ async fn single_request_publish_overwrite_append_and_errors() {
         .await;
     assert_eq!((st, code.as_deref()), (404, Some("404005")));
     let payload = r#"<tsRequest><datasource name="NoProject"/></tsRequest>"#;
+    let file = Some(("tableau_datasource", "n.hyper", &v3[..]));
     let (st, _, body) = s
-        .publish_raw(
-            "",
-            Style::Docs,
-            multipart(
-                Style::Docs,
-                payload,
-                Some(("tableau_datasource", "n.hyper", &v3)),
-            ),
-        )
+        .publish_raw("", Style::Docs, multipart(Style::Docs, payload, file))
         .await;
     assert_eq!(st, 201, "{body}");
     assert_eq!(attr(&body, "project", "name").as_deref(), Some("default"));
 
     // Malformed payload, no file, too large.
-    let (st, code, _) = s
-        .publish_raw(
-            "",
-            Style::Docs,
-            multipart(
-                Style::Docs,
-                "<tsRequest><datasource",
-                Some(("tableau_datasource", "n.hyper", &v3)),
-            ),
-        )
-        .await;
+    let malformed = multipart(Style::Docs, "<tsRequest><datasource", file);
+    let (st, code, _) = s.publish_raw("", Style::Docs, malformed).await;
     assert_eq!((st, code.as_deref()), (400, Some("400000")));
     let (st, code, _) = s
         .publish_raw("", Style::Docs, multipart(Style::Docs, payload, None))
@@ -405,20 +346,10 @@ async fn async_publish_jobs() {
     let s = signin(&emu.url(), "").await;
     let project = s.project_id("default").await;
     let data = hyper_file(200_000, 9);
-    let id = s.initiate().await;
-    assert_eq!(s.append(&id, Style::FormData, &data).await.0, 200);
+    let id = s.upload(Style::FormData, &data).await;
 
-    let r = s
-        .http
-        .post(format!("{}?uploadSessionId={}&datasourceType=hyper&asJob=true", s.site_url("datasources"), enc(&id)))
-        .header("X-Tableau-Auth", &s.token)
-        .header("Content-Type", content_type(Style::Docs))
-        .body(multipart(Style::Docs, &format!(r#"<tsRequest><datasource name="Async"><project id="{project}"/></datasource></tsRequest>"#), None))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 202);
-    let body = r.text().await.unwrap();
+    let (st, _, body) = s.commit_job(&id, "Async", &project).await;
+    assert_eq!(st, 202);
     let job = attr(&body, "job", "id").unwrap();
     assert_eq!(attr(&body, "job", "mode").as_deref(), Some("Asynchronous"));
     assert_eq!(
@@ -430,23 +361,18 @@ async fn async_publish_jobs() {
     assert!(attr(&body, "job", "createdAt").is_some());
 
     // Not done yet: no completedAt, and the data source does not exist.
-    let (st, _, body) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
+    let (st, _, body) = s.job(&job).await;
     assert_eq!(st, 200);
     assert!(attr(&body, "job", "completedAt").is_none(), "{body}");
     assert!(attr(&body, "job", "startedAt").is_some());
     assert!(emu.datasources().is_empty());
-    let (_, _, list) = s
-        .get(&format!(
-            "{}?filter=name:eq:Async",
-            s.site_url("datasources")
-        ))
-        .await;
+    let (_, _, list) = s.datasources("filter=name:eq:Async").await;
     assert_eq!(count(&list, "datasource"), 0);
     // The session is already consumed.
     assert_eq!(s.append(&id, Style::Docs, b"x").await.0, 404);
 
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    let (_, _, body) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
+    let (_, _, body) = s.job(&job).await;
     assert_eq!(
         attr(&body, "job", "finishCode").as_deref(),
         Some("0"),
@@ -466,22 +392,17 @@ async fn async_publish_jobs() {
     );
 
     // FailJob: the job fails with notes, nothing is published.
-    emu.inject_fault(Fault {
-        method: Some("POST".into()),
-        path_contains: Some("/datasources".into()),
-        nth: 1,
-        times: 1,
-        action: FaultAction::FailJob {
-            notes: "disk quota exceeded".into(),
-        },
-    });
+    let fail = FaultAction::FailJob {
+        notes: "disk quota exceeded".into(),
+    };
+    emu.inject_fault(fault("POST", "/datasources", fail));
     let (st, _, body) = s
         .publish_file("asJob=true", "Doomed", &project, "d.hyper", &data)
         .await;
     assert_eq!(st, 202, "{body}");
     let job = attr(&body, "job", "id").unwrap();
     tokio::time::sleep(Duration::from_millis(1700)).await;
-    let (_, _, body) = s.get(&s.site_url(&format!("jobs/{job}"))).await;
+    let (_, _, body) = s.job(&job).await;
     assert_eq!(attr(&body, "job", "finishCode").as_deref(), Some("1"));
     assert!(attr(&body, "job", "completedAt").is_some());
     assert!(
@@ -495,9 +416,7 @@ async fn async_publish_jobs() {
         .any(|r| r.fault.as_deref() == Some("fail_job")));
 
     // Unknown job.
-    let (st, code, _) = s
-        .get(&s.site_url("jobs/00000000-0000-0000-0000-000000000000"))
-        .await;
+    let (st, code, _) = s.job("00000000-0000-0000-0000-000000000000").await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
     // A different status for async publishes.
@@ -535,13 +454,7 @@ async fn faults() {
         },
     });
     assert_eq!(s.projects("").await.0, 200);
-    let r = s
-        .http
-        .get(s.site_url("projects"))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await
-        .unwrap();
+    let r = s.get_raw(&s.site_url("projects")).await.unwrap();
     assert_eq!(r.status().as_u16(), 429);
     assert_eq!(r.headers()["retry-after"], "60");
     let body = r.text().await.unwrap();
@@ -551,27 +464,19 @@ async fn faults() {
     emu.clear_faults();
 
     // Gateway-style error without a Tableau body.
+    let gateway = FaultAction::Error {
+        status: 502,
+        code: String::new(),
+        summary: String::new(),
+        detail: String::new(),
+        retry_after: None,
+    };
     emu.inject_fault(Fault {
-        method: None,
-        path_contains: Some("/projects".into()),
-        nth: 1,
         times: 2,
-        action: FaultAction::Error {
-            status: 502,
-            code: String::new(),
-            summary: String::new(),
-            detail: String::new(),
-            retry_after: None,
-        },
+        ..any_method_fault("/projects", gateway)
     });
     for _ in 0..2 {
-        let r = s
-            .http
-            .get(s.site_url("projects"))
-            .header("X-Tableau-Auth", &s.token)
-            .send()
-            .await
-            .unwrap();
+        let r = s.get_raw(&s.site_url("projects")).await.unwrap();
         assert_eq!(r.status().as_u16(), 502);
         assert!(r.text().await.unwrap().starts_with("<html>"));
     }
@@ -579,19 +484,8 @@ async fn faults() {
     emu.clear_faults();
 
     // Reset: a connection error, not an HTTP status.
-    emu.inject_fault(Fault {
-        method: None,
-        path_contains: Some("/projects".into()),
-        nth: 1,
-        times: 1,
-        action: FaultAction::Reset,
-    });
-    let err = s
-        .http
-        .get(s.site_url("projects"))
-        .header("X-Tableau-Auth", &s.token)
-        .send()
-        .await;
+    emu.inject_fault(any_method_fault("/projects", FaultAction::Reset));
+    let err = s.get_raw(&s.site_url("projects")).await;
     let err = err.expect_err("reset must be a transport error");
     assert!(err.status().is_none(), "{err:?}");
     assert_eq!(s.projects("").await.0, 200);
@@ -603,13 +497,10 @@ async fn faults() {
     assert_eq!(reset.status, 0);
 
     // Delay.
-    emu.inject_fault(Fault {
-        method: None,
-        path_contains: Some("/projects".into()),
-        nth: 1,
-        times: 1,
-        action: FaultAction::Delay { ms: 600 },
-    });
+    emu.inject_fault(any_method_fault(
+        "/projects",
+        FaultAction::Delay { ms: 600 },
+    ));
     let t = Instant::now();
     assert_eq!(s.projects("").await.0, 200);
     assert!(t.elapsed() >= Duration::from_millis(600));
@@ -619,26 +510,9 @@ async fn faults() {
 
     // ResetAfterBody on an append: the chunk is stored although the client saw no response.
     let id = s.initiate().await;
-    emu.inject_fault(Fault {
-        method: Some("PUT".into()),
-        path_contains: Some("/fileUploads/".into()),
-        nth: 1,
-        times: 1,
-        action: FaultAction::ResetAfterBody,
-    });
+    emu.inject_fault(fault("PUT", "/fileUploads/", FaultAction::ResetAfterBody));
     let data = hyper_file(3 * MIB, 5);
-    let err = s
-        .http
-        .put(s.site_url(&format!("fileUploads/{}", enc(&id))))
-        .header("X-Tableau-Auth", &s.token)
-        .header("Content-Type", content_type(Style::Docs))
-        .body(multipart(
-            Style::Docs,
-            "",
-            Some(("tableau_file", "file", &data)),
-        ))
-        .send()
-        .await;
+    let err = s.put_chunk(&id, Style::Docs, &data).await;
     assert!(err.is_err());
     let (st, _, body) = s.append(&id, Style::Docs, b"tail").await;
     assert_eq!(st, 200);
@@ -651,13 +525,7 @@ async fn faults() {
     assert!(entry.body_bytes > 3 * MIB as u64);
 
     // ExpireToken.
-    emu.inject_fault(Fault {
-        method: None,
-        path_contains: Some("/projects".into()),
-        nth: 1,
-        times: 1,
-        action: FaultAction::ExpireToken,
-    });
+    emu.inject_fault(any_method_fault("/projects", FaultAction::ExpireToken));
     let (st, code, _) = s.projects("").await;
     assert_eq!((st, code.as_deref()), (401, Some("401000")));
     assert_eq!(s.projects("").await.1.as_deref(), Some("401000"));
@@ -702,11 +570,7 @@ async fn upload_sessions_bound_to_auth_and_discard_mode() {
     let s = signin(&emu.url(), "").await;
     assert_eq!(s.append(&id, Style::Docs, &data[50_000..]).await.0, 200);
     let (st, _, body) = s
-        .commit(
-            &format!("uploadSessionId={}&datasourceType=hyper", enc(&id)),
-            "D",
-            &project_of(&s).await,
-        )
+        .commit(&commit_query(&id), "D", &project_of(&s).await)
         .await;
     assert_eq!(st, 201, "{body}");
     let d = &emu.datasources()[0];

@@ -2,9 +2,9 @@
 //! must not depend on the client library), multipart body builders and sign-in.
 #![allow(dead_code)]
 
-use reqwest::{Client, Response};
+use reqwest::{Client, RequestBuilder, Response};
 use sha2::{Digest, Sha256};
-use tableau_emulator::{Config, Emulator};
+use tableau_emulator::{Config, Emulator, Fault, FaultAction};
 
 pub const V: &str = "3.25";
 
@@ -158,6 +158,93 @@ pub fn content_type(style: Style) -> String {
     }
 }
 
+/// The `<tsRequest>` payload of a data-source publish named `name` into `project`.
+pub fn datasource_payload(name: &str, project: &str) -> String {
+    format!(
+        r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#
+    )
+}
+
+/// A single-request publish body: the payload and a `tableau_datasource` file part.
+pub fn publish_body(
+    style: Style,
+    name: &str,
+    project: &str,
+    filename: &str,
+    data: &[u8],
+) -> Vec<u8> {
+    multipart(
+        style,
+        &datasource_payload(name, project),
+        Some(("tableau_datasource", filename, data)),
+    )
+}
+
+/// The query of an upload-session commit: `uploadSessionId=…&datasourceType=hyper`.
+pub fn commit_query(id: &str) -> String {
+    format!("uploadSessionId={}&datasourceType=hyper", enc(id))
+}
+
+/// A one-shot fault on the first `method` request whose path contains `path`.
+pub fn fault(method: &str, path: &str, action: FaultAction) -> Fault {
+    Fault {
+        method: Some(method.into()),
+        ..any_method_fault(path, action)
+    }
+}
+
+/// A one-shot fault on the first request of any method whose path contains `path`.
+pub fn any_method_fault(path: &str, action: FaultAction) -> Fault {
+    Fault {
+        method: None,
+        path_contains: Some(path.into()),
+        nth: 1,
+        times: 1,
+        action,
+    }
+}
+
+/// A publish answer that must be 201 Created; returns its body.
+pub fn created((st, _, body): (u16, Option<String>, String)) -> String {
+    assert_eq!(st, 201, "{body}");
+    body
+}
+
+/// GET `url` without an auth token.
+pub async fn get_unauth(url: &str) -> (u16, Option<String>, String) {
+    status_code(client().get(url).send().await.unwrap()).await
+}
+
+/// POST to the control API (`{url}/_emulator/{path}`); an empty `body` sends none.
+pub async fn control_post(url: &str, path: &str, body: &str) -> Response {
+    let mut rb = client().post(format!("{url}/_emulator/{path}"));
+    if !body.is_empty() {
+        rb = rb.body(body.to_owned());
+    }
+    rb.send().await.unwrap()
+}
+
+/// GET from the control API (`{url}/_emulator/{path}`).
+pub async fn control_get(url: &str, path: &str) -> Response {
+    client()
+        .get(format!("{url}/_emulator/{path}"))
+        .send()
+        .await
+        .unwrap()
+}
+
+/// Sign in with a JSON body, asking for a JSON answer.
+pub async fn signin_json(url: &str, body: String) -> Response {
+    client()
+        .post(format!("{url}/api/{V}/auth/signin"))
+        .header("Content-Type", "application/json")
+        .header("Accept", "application/json")
+        .body(body)
+        .send()
+        .await
+        .unwrap()
+}
+
 /// A signed-in session.
 #[derive(Clone, Debug)]
 pub struct Session {
@@ -191,48 +278,103 @@ pub async fn signin_raw(url: &str, body: String) -> (u16, String) {
     (r.status().as_u16(), r.text().await.unwrap())
 }
 
-pub async fn signin(url: &str, site: &str) -> Session {
-    let (s, body) = signin_raw(url, pat_body("ci", "ci-secret", site)).await;
-    assert_eq!(s, 200, "{body}");
+/// The session described by a successful sign-in answer.
+pub fn session_from(url: &str, body: &str) -> Session {
     Session {
         base: format!("{url}/api/{V}"),
-        token: attr(&body, "credentials", "token").unwrap(),
-        site: attr(&body, "site", "id").unwrap(),
-        user: attr(&body, "user", "id").unwrap(),
+        token: attr(body, "credentials", "token").unwrap(),
+        site: attr(body, "site", "id").unwrap(),
+        user: attr(body, "user", "id").unwrap(),
         http: client(),
     }
+}
+
+/// Sign in with `body`, which must succeed.
+pub async fn signin_with(url: &str, body: String) -> Session {
+    let (s, body) = signin_raw(url, body).await;
+    assert_eq!(s, 200, "{body}");
+    session_from(url, &body)
+}
+
+/// PAT sign-in (`ci`) on `site`.
+pub async fn signin(url: &str, site: &str) -> Session {
+    signin_with(url, pat_body("ci", "ci-secret", site)).await
+}
+
+/// Password sign-in (`admin`) on `site`.
+pub async fn signin_password(url: &str, site: &str) -> Session {
+    signin_with(url, password_body("admin", "admin-pass", site)).await
 }
 
 impl Session {
     pub fn site_url(&self, rest: &str) -> String {
         format!("{}/sites/{}/{rest}", self.base, self.site)
     }
+    /// `rb` with this session's token.
+    pub fn auth(&self, rb: RequestBuilder) -> RequestBuilder {
+        rb.header("X-Tableau-Auth", &self.token)
+    }
+    pub async fn get_raw(&self, url: &str) -> reqwest::Result<Response> {
+        self.auth(self.http.get(url)).send().await
+    }
     pub async fn get(&self, url: &str) -> (u16, Option<String>, String) {
-        let r = self
-            .http
-            .get(url)
-            .header("X-Tableau-Auth", &self.token)
-            .send()
+        status_code(self.get_raw(url).await.unwrap()).await
+    }
+    /// GET …/sessions/current.
+    pub async fn current(&self) -> (u16, Option<String>, String) {
+        self.get(&format!("{}/sessions/current", self.base)).await
+    }
+    /// GET …/jobs/{job}.
+    pub async fn job(&self, job: &str) -> (u16, Option<String>, String) {
+        self.get(&self.site_url(&format!("jobs/{job}"))).await
+    }
+    /// GET …/datasources?{query}.
+    pub async fn datasources(&self, query: &str) -> (u16, Option<String>, String) {
+        self.get(&format!("{}?{query}", self.site_url("datasources")))
             .await
-            .unwrap();
-        status_code(r).await
     }
     pub async fn projects(&self, query: &str) -> (u16, Option<String>, String) {
         self.get(&format!("{}?{query}", self.site_url("projects")))
             .await
     }
-    pub async fn initiate(&self) -> String {
+    pub async fn signout_raw(&self) -> reqwest::Result<Response> {
+        self.auth(self.http.post(format!("{}/auth/signout", self.base)))
+            .send()
+            .await
+    }
+    pub async fn signout(&self) -> (u16, Option<String>, String) {
+        status_code(self.signout_raw().await.unwrap()).await
+    }
+    /// POST …/fileUploads.
+    pub async fn initiate_raw(&self) -> (u16, Option<String>, String) {
         let r = self
-            .http
-            .post(self.site_url("fileUploads"))
-            .header("X-Tableau-Auth", &self.token)
+            .auth(self.http.post(self.site_url("fileUploads")))
             .send()
             .await
             .unwrap();
-        assert_eq!(r.status().as_u16(), 201);
-        let body = r.text().await.unwrap();
+        status_code(r).await
+    }
+    pub async fn initiate(&self) -> String {
+        let (st, _, body) = self.initiate_raw().await;
+        assert_eq!(st, 201);
         assert_eq!(attr(&body, "fileUpload", "fileSize").as_deref(), Some("0"));
         attr(&body, "fileUpload", "uploadSessionId").unwrap()
+    }
+    /// PUT one chunk of upload session `id`, returning the raw reqwest result.
+    pub async fn put_chunk(
+        &self,
+        id: &str,
+        style: Style,
+        data: &[u8],
+    ) -> reqwest::Result<Response> {
+        self.auth(
+            self.http
+                .put(self.site_url(&format!("fileUploads/{}", enc(id)))),
+        )
+        .header("Content-Type", content_type(style))
+        .body(multipart(style, "", Some(("tableau_file", "file", data))))
+        .send()
+        .await
     }
     pub async fn append(
         &self,
@@ -240,22 +382,30 @@ impl Session {
         style: Style,
         data: &[u8],
     ) -> (u16, Option<String>, String) {
-        let id = id.replace(':', "%3A");
-        let r = self
-            .http
-            .put(self.site_url(&format!("fileUploads/{id}")))
-            .header("X-Tableau-Auth", &self.token)
-            .header("Content-Type", content_type(style))
-            .body(multipart(style, "", Some(("tableau_file", "file", data))))
-            .send()
-            .await
-            .unwrap();
-        status_code(r).await
+        status_code(self.put_chunk(id, style, data).await.unwrap()).await
     }
     pub async fn project_id(&self, name: &str) -> String {
         let (s, _, body) = self.projects(&format!("filter=name:eq:{name}")).await;
         assert_eq!(s, 200);
         attr(&body, "project", "id").unwrap()
+    }
+    /// POST …/datasources?{query} (no `?` for an empty query) with the given multipart body,
+    /// returning the raw reqwest result.
+    pub async fn publish_send(
+        &self,
+        query: &str,
+        style: Style,
+        body: Vec<u8>,
+    ) -> reqwest::Result<Response> {
+        let mut url = self.site_url("datasources");
+        if !query.is_empty() {
+            url = format!("{url}?{query}");
+        }
+        self.auth(self.http.post(url))
+            .header("Content-Type", content_type(style))
+            .body(body)
+            .send()
+            .await
     }
     /// POST …/datasources?{query} with the given multipart body.
     pub async fn publish_raw(
@@ -264,16 +414,7 @@ impl Session {
         style: Style,
         body: Vec<u8>,
     ) -> (u16, Option<String>, String) {
-        let r = self
-            .http
-            .post(format!("{}?{query}", self.site_url("datasources")))
-            .header("X-Tableau-Auth", &self.token)
-            .header("Content-Type", content_type(style))
-            .body(body)
-            .send()
-            .await
-            .unwrap();
-        status_code(r).await
+        status_code(self.publish_send(query, style, body).await.unwrap()).await
     }
     /// Single-request publish of `data` as `filename`.
     pub async fn publish_file(
@@ -284,15 +425,24 @@ impl Session {
         filename: &str,
         data: &[u8],
     ) -> (u16, Option<String>, String) {
-        let payload = format!(
-            r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#
-        );
-        let body = multipart(
-            Style::FormData,
-            &payload,
-            Some(("tableau_datasource", filename, data)),
-        );
+        let body = publish_body(Style::FormData, name, project, filename, data);
         self.publish_raw(query, Style::FormData, body).await
+    }
+    /// A new upload session holding `data`, appended in one chunk (which must answer 200).
+    pub async fn upload(&self, style: Style, data: &[u8]) -> String {
+        let id = self.initiate().await;
+        assert_eq!(self.append(&id, style, data).await.0, 200);
+        id
+    }
+    /// Commit upload session `id` as an asynchronous job (`asJob=true`).
+    pub async fn commit_job(
+        &self,
+        id: &str,
+        name: &str,
+        project: &str,
+    ) -> (u16, Option<String>, String) {
+        self.commit(&format!("{}&asJob=true", commit_query(id)), name, project)
+            .await
     }
     /// Commit an upload session.
     pub async fn commit(
@@ -301,9 +451,7 @@ impl Session {
         name: &str,
         project: &str,
     ) -> (u16, Option<String>, String) {
-        let payload = format!(
-            r#"<tsRequest><datasource name="{name}"><project id="{project}"/></datasource></tsRequest>"#
-        );
+        let payload = datasource_payload(name, project);
         self.publish_raw(query, Style::Docs, multipart(Style::Docs, &payload, None))
             .await
     }
