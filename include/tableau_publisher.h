@@ -105,7 +105,9 @@ enum tp_status tp_init(const char *config_json, struct tp_publisher **out);
 // Appends `len` bytes at `data` to the handle's spool on disk; memory use stays bounded
 // whatever the total. `(NULL, 0)` is an empty chunk; `(NULL, len > 0)` is
 // `TP_ERR_INVALID_ARGUMENT`. The bytes are copied; the caller keeps ownership of `data`.
-// After `tp_finalize_and_publish` has been called, returns `TP_ERR_STATE`.
+// A background thread of the handle computes their SHA-256 from the spool as it grows, so
+// the final upload need not. After `tp_finalize_and_publish` has been called, returns
+// `TP_ERR_STATE`.
 enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t len);
 
 // Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in

@@ -4,6 +4,7 @@
 //! does [`Publisher::finalize_and_publish`] sign in, upload and publish, so a token cannot expire
 //! while an upstream job runs for hours. The C ABI in [`ffi`] is a thin layer over [`Publisher`].
 
+pub mod background_hash;
 pub mod client;
 pub mod config;
 pub mod error;

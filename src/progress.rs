@@ -7,6 +7,9 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+/// Upload progress reaches the host each time this many more bytes were sent.
+const REPORT_EVERY: u64 = 2 * 1024 * 1024;
+
 /// What the publish is doing.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Phase {
@@ -87,7 +90,7 @@ impl Reporter {
             .take()
     }
 
-    fn update(&self, f: impl FnOnce(&mut Progress)) {
+    fn update(&self, f: impl FnOnce(&mut Progress) -> bool) {
         let report = {
             let mut state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
             let p = state.get_or_insert(Progress {
@@ -95,7 +98,9 @@ impl Reporter {
                 bytes_sent: 0,
                 bytes_total: 0,
             });
-            f(p);
+            if !f(p) {
+                return;
+            }
             *p
         };
         // The host's function is called without holding the state lock.
@@ -109,7 +114,10 @@ impl Reporter {
 
     /// Enters a phase.
     pub fn phase(&self, phase: Phase) {
-        self.update(|p| p.phase = phase);
+        self.update(|p| {
+            p.phase = phase;
+            true
+        });
     }
 
     /// Starts an upload pass of `total` bytes.
@@ -118,12 +126,19 @@ impl Reporter {
             p.phase = Phase::Uploading;
             p.bytes_sent = 0;
             p.bytes_total = total;
+            true
         });
     }
 
     /// Records that the file's bytes up to offset `end` were handed to the connection
-    /// (a re-sent range does not count twice).
+    /// (a re-sent range does not count twice). The host hears of it every
+    /// 2 MiB and at the end.
     pub fn sent_up_to(&self, end: u64) {
-        self.update(|p| p.bytes_sent = p.bytes_sent.max(end));
+        self.update(|p| {
+            let before = p.bytes_sent;
+            p.bytes_sent = before.max(end);
+            p.bytes_sent / REPORT_EVERY > before / REPORT_EVERY
+                || (p.bytes_sent == p.bytes_total && before < p.bytes_total)
+        });
     }
 }

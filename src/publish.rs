@@ -220,7 +220,7 @@ impl Publish<'_> {
         let (published, chunks, hash) = if chunked {
             self.upload_and_commit(&target, params, &payload).await?
         } else {
-            let hash = PassHash::new();
+            let hash = self.pass_hash();
             self.reporter.start_upload(sealed.len);
             let filename = format!("{}.{}", ascii_file_stem(name), self.file_type.as_str());
             let file = FilePart {
@@ -238,7 +238,8 @@ impl Publish<'_> {
                 Commit::SessionGone(e) => return Err(e),
             }
         };
-        // The hash of the bytes as they were sent; read back only if no pass hashed them all.
+        // The hash of the bytes as they were sent, or the spool's (waited for before the
+        // commit); read back only if no pass hashed them all.
         let sha256 = match hash.finish(sealed.len) {
             Some(h) => h,
             None => sealed.digest()?,
@@ -284,6 +285,29 @@ impl Publish<'_> {
         })
     }
 
+    /// Hashes an upload pass unless the spool's digest is in hand (known, or computed while
+    /// the host fed the bytes).
+    fn pass_hash(&self) -> PassHash {
+        if self.sealed.digest_in_hand() {
+            PassHash::off()
+        } else {
+            PassHash::new()
+        }
+    }
+
+    /// Waits (off the I/O thread) for the spool's background digest, so that a spool that
+    /// cannot be read back fails before anything is committed.
+    async fn await_spool_digest(&self) -> Result<()> {
+        if self.sealed.background.is_none() || self.sealed.sha256.is_some() {
+            return Ok(());
+        }
+        let sealed = self.sealed.clone();
+        tokio::task::spawn_blocking(move || sealed.digest())
+            .await
+            .map_err(|e| Error::new(ErrorKind::Internal, format!("the hashing task failed: {e}")))?
+            .map(drop)
+    }
+
     /// Signs in afresh when the session is older than `session_max_age_secs`.
     async fn refresh_old_session(&self) -> Result<()> {
         match (self.config.session_max_age, self.api.session_age()) {
@@ -310,7 +334,7 @@ impl Publish<'_> {
         let mut restarts = 0;
         loop {
             let session = api.initiate_upload().await?;
-            let hash = PassHash::new();
+            let hash = self.pass_hash();
             self.reporter.start_upload(sealed.len);
             let mut offset = 0;
             let mut failure = None;
@@ -367,6 +391,7 @@ impl Publish<'_> {
         hash: &PassHash,
     ) -> Result<Commit> {
         let api = self.api;
+        self.await_spool_digest().await?;
         self.wait_for_distinct_timestamp(target).await;
         let sign_ins_before = api.counters().sign_ins;
         let first = match api.publish_datasource(params, payload, file, hash).await {

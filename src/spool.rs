@@ -1,5 +1,6 @@
 //! Bounded-memory storage of the bytes the host feeds: a private temporary file under
-//! `spool_dir`, written through a fixed-size buffer while a SHA-256 of the bytes is kept.
+//! `spool_dir`, written through a fixed-size buffer, and hashed (SHA-256) by a background
+//! thread reading just behind the writer.
 //!
 //! The file is deleted when the publish succeeds (or the handle is freed before finalizing) and
 //! kept, with its path reported, when publishing fails.
@@ -7,15 +8,19 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
 
+use crate::background_hash::BackgroundHash;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::SNIFF_LEN;
 
 /// Size of the write buffer between the host's chunks and the disk.
 const WRITE_BUFFER: usize = 1024 * 1024;
+/// The background hash hears of newly written bytes at least this far apart.
+const HASH_NOTIFY_EVERY: u64 = 4 * 1024 * 1024;
 
 enum State {
     /// Nothing fed yet; no file exists.
@@ -39,6 +44,11 @@ pub struct Spool {
     len: u64,
     head: Vec<u8>,
     sha256: Option<String>,
+    /// The SHA-256 being computed while the host feeds (None for the host's own file, a
+    /// resumed spool whose digest is known, or if no thread could be started).
+    background: Option<Arc<BackgroundHash>>,
+    /// Bytes the background hash was last told are on disk.
+    hash_notified: u64,
 }
 
 /// What was spooled, once sealed.
@@ -48,9 +58,10 @@ pub struct Sealed {
     pub path: PathBuf,
     /// How many bytes.
     pub len: u64,
-    /// SHA-256 of the bytes, lowercase hex, when already known (a resumed spool). Otherwise it
-    /// is computed while the bytes are uploaded, or by [`Sealed::digest`].
+    /// SHA-256 of the bytes, lowercase hex, when already known (a resumed spool).
     pub sha256: Option<String>,
+    /// The SHA-256 computed while the host fed the bytes, if any.
+    pub background: Option<Arc<BackgroundHash>>,
     /// The first bytes, for recognising the file type.
     pub head: Vec<u8>,
 }
@@ -65,6 +76,8 @@ impl Spool {
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),
             sha256: None,
+            background: None,
+            hash_notified: 0,
         }
     }
 
@@ -87,6 +100,8 @@ impl Spool {
             len,
             head,
             sha256: Some(actual),
+            background: None,
+            hash_notified: 0,
         })
     }
 
@@ -110,6 +125,8 @@ impl Spool {
             len,
             head,
             sha256: None,
+            background: None,
+            hash_notified: 0,
         })
     }
 
@@ -146,6 +163,12 @@ impl Spool {
                     )
                     .with_suffix("; set \"spool_dir\" to a writable directory with enough space")
                 })?;
+            // Without a second handle or a thread, the upload hashes the bytes instead.
+            self.background = file
+                .reopen()
+                .and_then(BackgroundHash::start)
+                .ok()
+                .map(Arc::new);
             self.state = State::Writing(BufWriter::with_capacity(WRITE_BUFFER, file));
         }
         let State::Writing(w) = &mut self.state else {
@@ -166,6 +189,13 @@ impl Spool {
             self.head.extend_from_slice(&data[..take]);
         }
         self.len += data.len() as u64;
+        if let Some(hash) = &self.background {
+            let on_disk = self.len - w.buffer().len() as u64;
+            if on_disk >= self.hash_notified + HASH_NOTIFY_EVERY {
+                hash.written(on_disk);
+                self.hash_notified = on_disk;
+            }
+        }
         Ok(())
     }
 
@@ -179,9 +209,9 @@ impl Spool {
                 Error::io("cannot flush the spool file", e.error())
                     .with_suffix(" (is the disk full?)")
             })?;
-            file.as_file()
-                .sync_data()
-                .map_err(|e| Error::io("cannot flush the spool file", &e))?;
+            if let Some(hash) = &self.background {
+                hash.complete(self.len);
+            }
             self.state = State::Sealed(file.into_temp_path());
         }
         let path = match &self.state {
@@ -210,15 +240,19 @@ impl Spool {
             path,
             len: self.len,
             sha256: self.sha256.clone(),
+            background: self.background.clone(),
             head: self.head.clone(),
         })
     }
 
-    /// Keeps the sealed file on disk (after a failure) and returns its path.
+    /// Keeps the sealed file on disk (after a failure), flushed to the device so that it
+    /// survives a crash, and returns its path.
     pub fn keep(&mut self) -> Option<PathBuf> {
         match std::mem::replace(&mut self.state, State::Removed) {
             State::Sealed(p) => match p.keep() {
                 Ok(path) => {
+                    // Best effort: the bytes are in the page cache either way.
+                    let _ = File::open(&path).and_then(|f| f.sync_data());
                     self.state = State::Kept(path.clone());
                     Some(path)
                 }
@@ -263,11 +297,18 @@ impl Spool {
 }
 
 impl Sealed {
-    /// The SHA-256 of the bytes: the known one, or computed now by reading the file.
+    /// Whether the SHA-256 is known or being computed already, so an upload need not hash.
+    pub fn digest_in_hand(&self) -> bool {
+        self.sha256.is_some() || self.background.is_some()
+    }
+
+    /// The SHA-256 of the bytes: the known one, the background one (waiting for it if it is
+    /// still behind), or computed now by reading the file.
     pub fn digest(&self) -> Result<String> {
-        match &self.sha256 {
-            Some(s) => Ok(s.clone()),
-            None => digest_file(&self.path).map(|(_, sha, _)| sha),
+        match (&self.sha256, &self.background) {
+            (Some(s), _) => Ok(s.clone()),
+            (None, Some(hash)) => hash.wait(),
+            (None, None) => digest_file(&self.path).map(|(_, sha, _)| sha),
         }
     }
 }

@@ -40,7 +40,8 @@ pub struct Config {
     /// Where uploads and published files are kept. `None` → a temporary directory owned by the
     /// emulator and removed when it is dropped.
     pub data_dir: Option<PathBuf>,
-    /// Hash and count uploads but do not write them to disk (benchmarks).
+    /// Count uploads but neither hash nor store them, so the emulator costs as little as
+    /// possible per byte (benchmarks). Data sources then report an empty `sha256`.
     pub discard_data: bool,
     /// Sites, users, PATs and projects to start with.
     pub seed: Seed,

@@ -51,7 +51,7 @@ struct Args {
     /// Upload sessions only work with the auth session that created them.
     #[arg(long)]
     bind_upload_sessions_to_auth: bool,
-    /// Hash and count uploads without writing them to disk.
+    /// Count uploads without hashing or storing them (benchmarks; data sources report an empty sha256).
     #[arg(long)]
     discard_data: bool,
     /// Exit when standard input reaches end of file.

@@ -52,7 +52,7 @@ pub(crate) enum Sink {
     New(PathBuf),
     /// Append to this file (created if missing); rolled back on failure.
     Append(PathBuf),
-    /// Hash and count only.
+    /// Count only: no copy, no hash (benchmarks).
     Discard,
 }
 
@@ -177,6 +177,27 @@ impl Writer {
     }
 }
 
+/// Counts a discarded file part (no copy, no hash), keeping its first bytes in `head`;
+/// stops at `limit` and reports whether the part was larger.
+async fn count(
+    field: &mut multer::Field<'static>,
+    head: &mut Vec<u8>,
+    limit: u64,
+) -> Result<(u64, bool), multer::Error> {
+    let mut size: u64 = 0;
+    while let Some(chunk) = field.chunk().await? {
+        size += chunk.len() as u64;
+        if size > limit {
+            return Ok((size, true));
+        }
+        if head.len() < HEAD_LEN {
+            let n = (HEAD_LEN - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..n]);
+        }
+    }
+    Ok((size, false))
+}
+
 async fn drain(mp: &mut multer::Multipart<'static>) {
     loop {
         match mp.next_field().await {
@@ -247,6 +268,24 @@ pub(crate) async fn read(
                 )));
             };
             let filename = field.file_name().map(str::to_owned);
+            if let Sink::Discard = sink {
+                let (size, too_large) = match count(&mut field, &mut hd, limit).await {
+                    Ok(counted) => counted,
+                    Err(e) => return Err(MpError::Malformed(e.to_string())),
+                };
+                if too_large {
+                    drop(field);
+                    drain(&mut mp).await;
+                    return Err(MpError::TooLarge);
+                }
+                file = Some(FilePart {
+                    filename,
+                    size,
+                    hasher: h,
+                    head: hd,
+                });
+                continue;
+            }
             let mut w = start_writer(&sink, h).map_err(MpError::Io)?;
             let mut acc = BytesMut::with_capacity(WRITE_BUF);
             let mut size: u64 = 0;

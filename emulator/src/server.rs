@@ -1048,7 +1048,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
         let staged = Staged {
             path: if cfg.discard_data { None } else { Some(path) },
             size: file.size,
-            sha256: hex(&file.hasher.finalize()),
+            sha256: if cfg.discard_data {
+                String::new()
+            } else {
+                hex(&file.hasher.finalize())
+            },
             head: file.head,
         };
         let fname = file.filename.unwrap_or_default();
@@ -1126,7 +1130,11 @@ async fn publish(ctx: &mut Ctx, site: &str) -> Result<Reply, ApiError> {
                 Some(g.path.clone())
             },
             size: g.bytes,
-            sha256: hex(&g.hasher.clone().finalize()),
+            sha256: if cfg.discard_data {
+                String::new()
+            } else {
+                hex(&g.hasher.clone().finalize())
+            },
             head: g.head.clone(),
         },
         (None, Some(s)) => s,

@@ -559,9 +559,11 @@ async fn upload_sessions_bound_to_auth_and_discard_mode() {
     let (st, code, _) = s2.append(&id, Style::Docs, b"x").await;
     assert_eq!((st, code.as_deref()), (404, Some("404000")));
 
-    // Without binding, a new auth session may continue; discard mode still hashes.
+    // Without binding, a new auth session may continue; discard mode counts (and keeps the
+    // first bytes for the type check) but neither hashes nor stores.
     let emu = start(Config {
         discard_data: true,
+        max_chunk_bytes: 200_000,
         ..Config::default()
     });
     let s = signin(&emu.url(), "").await;
@@ -574,10 +576,23 @@ async fn upload_sessions_bound_to_auth_and_discard_mode() {
         .await;
     assert_eq!(st, 201, "{body}");
     let d = &emu.datasources()[0];
-    assert_eq!(
-        (d.size, d.sha256.clone()),
-        (data.len() as u64, sha_hex(&data))
-    );
+    assert_eq!((d.size, d.sha256.as_str()), (data.len() as u64, ""));
+    // An oversized part is still refused in discard mode, after the body was read.
+    let id = s.initiate().await;
+    let big = hyper_file(200_001, 12);
+    let (st, code, _) = s.append(&id, Style::Docs, &big).await;
+    assert_eq!((st, code.as_deref()), (413, Some("413000")));
+    // A single-request publish is counted the same way.
+    let (st, _, body) = s
+        .publish_file("", "D2", &project_of(&s).await, "d2.hyper", &data)
+        .await;
+    assert_eq!(st, 201, "{body}");
+    let d2 = emu
+        .datasources()
+        .into_iter()
+        .find(|d| d.name == "D2")
+        .unwrap();
+    assert_eq!((d2.size, d2.sha256.as_str()), (data.len() as u64, ""));
     assert_eq!(
         std::fs::read_dir(emu.data_dir().join("datasources"))
             .unwrap()

@@ -126,7 +126,9 @@ pub unsafe extern "C" fn tp_init(
 /// Appends `len` bytes at `data` to the handle's spool on disk; memory use stays bounded
 /// whatever the total. `(NULL, 0)` is an empty chunk; `(NULL, len > 0)` is
 /// `TP_ERR_INVALID_ARGUMENT`. The bytes are copied; the caller keeps ownership of `data`.
-/// After `tp_finalize_and_publish` has been called, returns `TP_ERR_STATE`.
+/// A background thread of the handle computes their SHA-256 from the spool as it grows, so
+/// the final upload need not. After `tp_finalize_and_publish` has been called, returns
+/// `TP_ERR_STATE`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_feed_chunk(
     p: *mut tp_publisher,
