@@ -47,6 +47,12 @@ struct HashState {
     next: u64,
 }
 
+impl Default for PassHash {
+    fn default() -> PassHash {
+        PassHash::new()
+    }
+}
+
 impl PassHash {
     /// A hash of nothing yet.
     pub fn new() -> PassHash {
