@@ -113,10 +113,11 @@ enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t
 // Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
 // place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
 // has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
-// are read here; its SHA-256 is computed while it is uploaded. It must not change until the
-// publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
+// are read here; a background thread of the handle computes its SHA-256 from this call on,
+// in parallel with the upload. It must not change until the publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
 // ownership of `path`.
-enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
+enum tp_status tp_feed_file(struct tp_publisher *p,
+                            const char *path);
 
 // Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 // `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the

@@ -6,13 +6,14 @@
 //! the old one), and a commit whose answer was lost is checked against the server before it is
 //! sent again, so nothing is published twice and `create_new` never reports a false clash.
 
+use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 
 use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::client::api::{Filter, PublishParams};
-use crate::client::multipart::{read_ahead, FilePart, PassHash};
+use crate::client::multipart::{read_ahead, FilePart};
 use crate::client::retry::{self, RetryPolicy};
 use crate::client::xml::{Datasource, Published};
 use crate::client::{http::Http, Api};
@@ -116,6 +117,7 @@ pub async fn run(
         sealed,
         file_type,
         reporter,
+        sha256: OnceCell::new(),
     }
     .run()
     .await;
@@ -185,6 +187,8 @@ struct Publish<'a> {
     sealed: &'a Sealed,
     file_type: FileType,
     reporter: &'a Reporter,
+    /// The spool's SHA-256, once waited for.
+    sha256: OnceCell<String>,
 }
 
 impl Publish<'_> {
@@ -217,10 +221,9 @@ impl Publish<'_> {
         };
 
         self.refresh_old_session().await?;
-        let (published, chunks, hash) = if chunked {
+        let (published, chunks) = if chunked {
             self.upload_and_commit(&target, params, &payload).await?
         } else {
-            let hash = self.pass_hash();
             self.reporter.start_upload(sealed.len);
             let filename = format!("{}.{}", ascii_file_stem(name), self.file_type.as_str());
             let file = FilePart {
@@ -230,20 +233,13 @@ impl Publish<'_> {
                 offset: 0,
                 len: sealed.len,
             };
-            match self
-                .commit(&target, &params, &payload, Some(file), &hash)
-                .await?
-            {
-                Commit::Done(p) => (p, 0, hash),
+            match self.commit(&target, &params, &payload, Some(file)).await? {
+                Commit::Done(p) => (p, 0),
                 Commit::SessionGone(e) => return Err(e),
             }
         };
-        // The hash of the bytes as they were sent, or the spool's (waited for before the
-        // commit); read back only if no pass hashed them all.
-        let sha256 = match hash.finish(sealed.len) {
-            Some(h) => h,
-            None => sealed.digest()?,
-        };
+        // Known since before the commit.
+        let sha256 = self.spool_digest().await?;
 
         let (datasource, job_id) = match published {
             Published::Datasource(d) => (Some(d), None),
@@ -285,27 +281,20 @@ impl Publish<'_> {
         })
     }
 
-    /// Hashes an upload pass unless the spool's digest is in hand (known, or computed while
-    /// the host fed the bytes).
-    fn pass_hash(&self) -> PassHash {
-        if self.sealed.digest_in_hand() {
-            PassHash::off()
-        } else {
-            PassHash::new()
-        }
-    }
-
-    /// Waits (off the I/O thread) for the spool's background digest, so that a spool that
-    /// cannot be read back fails before anything is committed.
-    async fn await_spool_digest(&self) -> Result<()> {
-        if self.sealed.background.is_none() || self.sealed.sha256.is_some() {
-            return Ok(());
+    /// The spool's SHA-256 (computed in the background while the upload ran), waited for off
+    /// the I/O thread. Asked for before the first commit, so that a spool that cannot be read
+    /// back fails before anything is committed.
+    async fn spool_digest(&self) -> Result<String> {
+        if let Some(d) = self.sha256.get() {
+            return Ok(d.clone());
         }
         let sealed = self.sealed.clone();
-        tokio::task::spawn_blocking(move || sealed.digest())
+        let digest = tokio::task::spawn_blocking(move || sealed.digest())
             .await
-            .map_err(|e| Error::new(ErrorKind::Internal, format!("the hashing task failed: {e}")))?
-            .map(drop)
+            .map_err(|e| {
+                Error::new(ErrorKind::Internal, format!("the hashing task failed: {e}"))
+            })??;
+        Ok(self.sha256.get_or_init(|| digest).clone())
     }
 
     /// Signs in afresh when the session is older than `session_max_age_secs`.
@@ -323,7 +312,7 @@ impl Publish<'_> {
         target: &Target,
         params: PublishParams<'_>,
         payload: &str,
-    ) -> Result<(Published, u64, PassHash)> {
+    ) -> Result<(Published, u64)> {
         let (api, sealed) = (self.api, self.sealed);
         let chunk = self
             .config
@@ -334,7 +323,6 @@ impl Publish<'_> {
         let mut restarts = 0;
         loop {
             let session = api.initiate_upload().await?;
-            let hash = self.pass_hash();
             self.reporter.start_upload(sealed.len);
             let mut offset = 0;
             let mut failure = None;
@@ -344,7 +332,7 @@ impl Publish<'_> {
                 if next < sealed.len {
                     read_ahead(&sealed.path, next, chunk.min(sealed.len - next));
                 }
-                match api.append(&session, &sealed.path, offset, len, &hash).await {
+                match api.append(&session, &sealed.path, offset, len).await {
                     Ok(_) => {
                         offset += len;
                         chunks += 1;
@@ -365,8 +353,8 @@ impl Publish<'_> {
                         upload_session_id: Some(&session),
                         ..params
                     };
-                    match self.commit(target, &commit, payload, None, &hash).await? {
-                        Commit::Done(p) => return Ok((p, chunks, hash)),
+                    match self.commit(target, &commit, payload, None).await? {
+                        Commit::Done(p) => return Ok((p, chunks)),
                         Commit::SessionGone(e) => e,
                     }
                 }
@@ -388,13 +376,12 @@ impl Publish<'_> {
         params: &PublishParams<'_>,
         payload: &str,
         file: Option<FilePart<'_>>,
-        hash: &PassHash,
     ) -> Result<Commit> {
         let api = self.api;
-        self.await_spool_digest().await?;
+        self.spool_digest().await?;
         self.wait_for_distinct_timestamp(target).await;
         let sign_ins_before = api.counters().sign_ins;
-        let first = match api.publish_datasource(params, payload, file, hash).await {
+        let first = match api.publish_datasource(params, payload, file).await {
             Ok(p) => return Ok(Commit::Done(p)),
             Err(e) => e,
         };
@@ -420,7 +407,7 @@ impl Publish<'_> {
         if let Some(d) = self.applied_since(target, window).await? {
             return Ok(Commit::Done(Published::Datasource(d)));
         }
-        match api.publish_datasource(params, payload, file, hash).await {
+        match api.publish_datasource(params, payload, file).await {
             Ok(p) => Ok(Commit::Done(p)),
             Err(e) if uploaded && e.http_status() == Some(404) => Ok(Commit::SessionGone(e)),
             Err(e) => match self.applied_since(target, Duration::ZERO).await? {

@@ -77,9 +77,9 @@ impl Publisher {
     }
 
     /// Publishes the existing file at `path` in place, without copying it into the spool. Only
-    /// before any data was fed; afterwards nothing else can be fed. Its SHA-256 is computed
-    /// while it is uploaded; it must not change until the publish ends, and is never modified
-    /// or deleted.
+    /// before any data was fed; afterwards nothing else can be fed. Its SHA-256 is computed on
+    /// a background thread from now on, in parallel with the upload; it must not change until
+    /// the publish ends, and is never modified or deleted.
     pub fn feed_file(&mut self, path: &Path) -> Result<()> {
         if self.state != State::Open {
             return Err(Error::new(

@@ -60,7 +60,8 @@ pub struct Sealed {
     pub len: u64,
     /// SHA-256 of the bytes, lowercase hex, when already known (a resumed spool).
     pub sha256: Option<String>,
-    /// The SHA-256 computed while the host fed the bytes, if any.
+    /// The SHA-256 being computed in the background (while the host feeds, or during the
+    /// publish of the host's own file), if any.
     pub background: Option<Arc<BackgroundHash>>,
     /// The first bytes, for recognising the file type.
     pub head: Vec<u8>,
@@ -106,7 +107,8 @@ impl Spool {
     }
 
     /// A spool that is the host's existing file, published in place (no copy). Only its first
-    /// bytes are read now; it is never modified or deleted.
+    /// bytes are read now; its SHA-256 is computed on a background thread from now on, while
+    /// the publish runs. It is never modified or deleted.
     pub fn external(path: &Path) -> Result<Spool> {
         use std::io::Read;
         let file = File::open(path)
@@ -116,17 +118,26 @@ impl Spool {
             .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?
             .len();
         let mut head = Vec::with_capacity(SNIFF_LEN);
-        file.take(SNIFF_LEN as u64)
+        (&file)
+            .take(SNIFF_LEN as u64)
             .read_to_end(&mut head)
             .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?;
+        // Without a second handle or a thread, the digest is computed when it is needed.
+        let background = File::open(path)
+            .and_then(BackgroundHash::start)
+            .ok()
+            .map(|hash| {
+                hash.complete(len);
+                Arc::new(hash)
+            });
         Ok(Spool {
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             state: State::External(path.to_path_buf()),
             len,
             head,
             sha256: None,
-            background: None,
-            hash_notified: 0,
+            background,
+            hash_notified: len,
         })
     }
 
@@ -297,11 +308,6 @@ impl Spool {
 }
 
 impl Sealed {
-    /// Whether the SHA-256 is known or being computed already, so an upload need not hash.
-    pub fn digest_in_hand(&self) -> bool {
-        self.sha256.is_some() || self.background.is_some()
-    }
-
     /// The SHA-256 of the bytes: the known one, the background one (waiting for it if it is
     /// still behind), or computed now by reading the file.
     pub fn digest(&self) -> Result<String> {

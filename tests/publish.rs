@@ -625,6 +625,67 @@ fn progress_reports_phases_and_bytes() {
 }
 
 #[test]
+fn upload_progress_reaches_the_host_every_2_mib_not_every_piece() {
+    use std::sync::{Arc, Mutex};
+    use tableau_publisher::progress::{Phase, Progress};
+    let env = Env::start();
+    let sent: Arc<Mutex<Vec<u64>>> = Arc::default();
+    let sink = sent.clone();
+    let data = extract(10 * MIB + 5, 45);
+    let mut p = Publisher::new(&env.config(json!({
+        "single_request_max_bytes": 256 * 1024, "chunk_size_bytes": 4 * MIB
+    })))
+    .unwrap();
+    common::feed(&mut p, &data).unwrap();
+    p.set_progress(Some(Box::new(move |r: &Progress| {
+        if r.phase == Phase::Uploading {
+            sink.lock().unwrap().push(r.bytes_sent);
+        }
+        true
+    })));
+    p.finalize_and_publish().unwrap();
+    let sent = sent.lock().unwrap();
+    // The upload start, one report per 2 MiB crossed (5), and the last byte.
+    assert_eq!(sent.len(), 7, "{sent:?}");
+    assert_eq!(sent[0], 0);
+    assert_eq!(*sent.last().unwrap(), data.len() as u64);
+    for (i, at) in sent[1..6].iter().enumerate() {
+        assert!(
+            *at >= (i as u64 + 1) * 2 * MIB as u64,
+            "report {i} at {at}: {sent:?}"
+        );
+    }
+}
+
+#[test]
+fn file_published_in_place_through_an_upload_restart_has_its_sha256() {
+    let env = Env::start();
+    let data = extract(LIMIT + 3 * MIB, 46);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("in-place.hyper");
+    std::fs::write(&path, &data).unwrap();
+    // The second append's connection breaks mid-body: the upload starts over.
+    env.fault(
+        "PUT",
+        "/fileUploads/",
+        2,
+        1,
+        tableau_emulator::FaultAction::ResetMidBody { after_bytes: 1000 },
+    );
+    let mut p = Publisher::new(&env.config(json!({"chunk_size_bytes": 16 * MIB}))).unwrap();
+    p.feed_file(&path).unwrap();
+    let r = p.finalize_and_publish().unwrap().clone();
+    assert_eq!(r.upload_sessions, 2, "restarted once");
+    assert_eq!(r.sha256, sha256_hex(&data));
+    assert_eq!(env.datasource("Sales").sha256, r.sha256);
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        data,
+        "the host's file is untouched"
+    );
+}
+
+#[test]
 fn host_cancels_mid_upload_and_the_data_is_kept() {
     use tableau_publisher::progress::{Phase, Progress};
     let env = Env::start();

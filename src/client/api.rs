@@ -15,7 +15,7 @@ use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder};
 
 use super::http::{Http, Response};
-use super::multipart::{self, FilePart, PassHash};
+use super::multipart::{self, FilePart};
 use super::retry::{self, Retry, RetryPolicy};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
 use crate::config::{parse_version, Auth};
@@ -372,9 +372,8 @@ impl Api {
         token: Option<&str>,
         payload_xml: &str,
         file: Option<FilePart<'_>>,
-        hash: &PassHash,
     ) -> Result<RequestBuilder> {
-        let body = multipart::body(payload_xml, file, Some(hash.clone()), &self.reporter)?;
+        let body = multipart::body(payload_xml, file, &self.reporter)?;
         Ok(self
             .with_token(method, path, token)
             .header(CONTENT_TYPE, body.content_type)
@@ -525,7 +524,6 @@ impl Api {
         file: &Path,
         offset: u64,
         len: u64,
-        hash: &PassHash,
     ) -> Result<FileUpload> {
         let what = format!("Append to File Upload (bytes {offset}..{})", offset + len);
         let path = self.site_path(&format!(
@@ -541,7 +539,7 @@ impl Api {
         };
         let resp = self
             .call(&what, Kind::StateChanging, true, &|t| {
-                self.multipart(Method::PUT, &path, t, "", Some(part), hash)
+                self.multipart(Method::PUT, &path, t, "", Some(part))
             })
             .await?;
         xml::file_upload(&resp.xml(&what)?).map_err(|e| bad_answer(&what, &e))
@@ -553,7 +551,6 @@ impl Api {
         params: &PublishParams<'_>,
         payload_xml: &str,
         file: Option<FilePart<'_>>,
-        hash: &PassHash,
     ) -> Result<Published> {
         let what = "Publish Data Source";
         let mut query = format!("?overwrite={}&asJob={}", params.overwrite, params.as_job);
@@ -570,7 +567,7 @@ impl Api {
         let path = self.site_path(&format!("/datasources{query}"))?;
         let resp = self
             .call(what, Kind::StateChanging, true, &|t| {
-                self.multipart(Method::POST, &path, t, payload_xml, file, hash)
+                self.multipart(Method::POST, &path, t, payload_xml, file)
             })
             .await?;
         xml::published(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))

@@ -155,8 +155,8 @@ pub unsafe extern "C" fn tp_feed_chunk(
 /// Uses the existing file at `path` (UTF-8, NUL-terminated) as the whole input, published in
 /// place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
 /// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
-/// are read here; its SHA-256 is computed while it is uploaded. It must not change until the
-/// publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
+/// are read here; a background thread of the handle computes its SHA-256 from this call on,
+/// in parallel with the upload. It must not change until the publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
 /// ownership of `path`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char) -> tp_status {
