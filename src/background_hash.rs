@@ -57,6 +57,7 @@ impl BackgroundHash {
         let thread = std::thread::Builder::new()
             .name("tp-spool-hash".into())
             .spawn(move || {
+                yield_to_the_writer();
                 let outcome = hash_as_written(file, &worker);
                 if let Some(outcome) = outcome {
                     worker.lock().outcome = Some(outcome);
@@ -133,6 +134,17 @@ impl Drop for BackgroundHash {
         if let Some(t) = self.thread.take() {
             let _ = t.join();
         }
+    }
+}
+
+/// Lowers this thread's scheduling priority: the hash is background work, and should not take
+/// a core from the host's thread that is feeding the spool (or from the kernel's writeback).
+/// It catches up when they are idle. Linux only (elsewhere a no-op).
+fn yield_to_the_writer() {
+    #[cfg(target_os = "linux")]
+    // SAFETY: on Linux, PRIO_PROCESS with 0 sets the nice value of the calling thread only.
+    unsafe {
+        libc::setpriority(libc::PRIO_PROCESS, 0, 10);
     }
 }
 
