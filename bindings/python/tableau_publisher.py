@@ -108,6 +108,8 @@ def version():
 class Publisher:
     """One publish: feed bytes (or one file), then publish(). Owns nothing but the handle."""
 
+    _handle = None  # so close() (and __del__) work even when __init__ raised
+
     def __init__(self, config):
         lib = library()
         text = config if isinstance(config, str) else json.dumps(config)

@@ -1,5 +1,6 @@
 """Tests the Python binding against the emulator: a real publish and the error paths.
 Run from the repository root after `cargo build`: python3 bindings/python/test_binding.py"""
+import gc
 import hashlib
 import os
 import subprocess
@@ -81,6 +82,20 @@ class BindingTest(unittest.TestCase):
         p.close()  # idempotent
         with self.assertRaises(tp.PublisherError):
             p.feed(b"x")
+
+    def test_failed_init_leaves_nothing_to_clean_up(self):
+        seen = []
+        old_hook = sys.unraisablehook
+        sys.unraisablehook = seen.append  # where an exception in __del__ would go
+        try:
+            try:
+                tp.Publisher(self.config(chunk_sise=1))
+            except tp.PublisherError:
+                pass
+            gc.collect()
+        finally:
+            sys.unraisablehook = old_hook
+        self.assertEqual([str(u.exc_value) for u in seen], [])
 
     def test_server_refusal(self):
         with tp.Publisher(self.config(project="No/Such/Project")) as p:
