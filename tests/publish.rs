@@ -658,6 +658,25 @@ fn upload_progress_reaches_the_host_every_2_mib_not_every_piece() {
 }
 
 #[test]
+fn a_chunked_publish_keeps_one_connection_alive() {
+    let env = Env::start();
+    let data = extract(LIMIT + 3 * MIB, 47);
+    let r = publish(&env.config(json!({"chunk_size_bytes": 16 * MIB})), &data).unwrap();
+    assert_eq!(r.chunks, 5);
+    let log = env.requests();
+    let connections: std::collections::BTreeSet<u64> = log.iter().map(|q| q.connection).collect();
+    assert_eq!(
+        connections.len(),
+        1,
+        "server info, sign-in, lookups, 5 appends, commit, job polls and sign-out on one connection: {:?}",
+        log.iter()
+            .map(|q| (q.method.as_str(), q.connection))
+            .collect::<Vec<_>>()
+    );
+    assert!(log.len() >= 10, "{} requests", log.len());
+}
+
+#[test]
 fn file_published_in_place_through_an_upload_restart_has_its_sha256() {
     let env = Env::start();
     let data = extract(LIMIT + 3 * MIB, 46);

@@ -273,6 +273,9 @@ pub struct LoggedRequest {
     /// requests, and for requests a fault stopped before they were applied.
     #[serde(default)]
     pub applied: bool,
+    /// Which TCP connection carried the request: 1, 2, … in the order they were accepted.
+    #[serde(default)]
+    pub connection: u64,
 }
 
 /// One upload session (file upload), as the emulator stores it. Committed sessions are kept in

@@ -133,13 +133,15 @@ pub(crate) fn run(
         };
         let _ = ready.send(Ok(()));
         let mut stop = stop;
+        let mut connections: u64 = 0;
         loop {
             tokio::select! {
                 _ = &mut stop => break,
                 r = listener.accept() => match r {
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
-                        tokio::spawn(serve_connection(shared.clone(), stream));
+                        connections += 1;
+                        tokio::spawn(serve_connection(shared.clone(), stream, connections));
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 },
@@ -149,8 +151,9 @@ pub(crate) fn run(
     rt.shutdown_timeout(Duration::from_secs(2));
 }
 
-async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream) {
-    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), req));
+/// Serves one TCP connection; `connection` numbers it (1, 2, … in accept order) in the log.
+async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, connection: u64) {
+    let svc = hyper::service::service_fn(move |req| handle(shared.clone(), connection, req));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())
         .keep_alive(true)
@@ -331,7 +334,11 @@ fn body_stream(incoming: Incoming, counter: Arc<AtomicU64>) -> Body {
     )
 }
 
-async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxError> {
+async fn handle(
+    sh: Arc<Shared>,
+    connection: u64,
+    req: Request<Incoming>,
+) -> Result<Resp, BoxError> {
     let path = req.uri().path().to_owned();
     if path == "/_emulator" || path.starts_with("/_emulator/") {
         return Ok(control(sh, req).await);
@@ -381,6 +388,7 @@ async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Result<Resp, BoxErro
             auth_session: ctx.auth_serial,
             fault,
             applied: ctx.applied,
+            connection,
         };
         if sh.log_stderr.load(Ordering::Relaxed) {
             eprintln!(
