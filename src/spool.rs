@@ -44,8 +44,9 @@ pub struct Spool {
     len: u64,
     head: Vec<u8>,
     sha256: Option<String>,
-    /// The SHA-256 being computed while the host feeds (None for the host's own file, a
-    /// resumed spool whose digest is known, or if no thread could be started).
+    /// The SHA-256 being computed in the background: while the host feeds, or from
+    /// `tp_feed_file` on for the host's own file. None for a resumed spool (its digest is
+    /// known) or if no thread could be started (the digest is then read when needed).
     background: Option<Arc<BackgroundHash>>,
     /// Bytes the background hash was last told are on disk.
     hash_notified: u64,

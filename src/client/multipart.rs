@@ -52,13 +52,20 @@ fn boundary() -> String {
 
 /// Asks the kernel to start reading a range we will send next (no-op where unsupported).
 pub fn read_ahead(path: &Path, offset: u64, len: u64) {
-    #[cfg(target_os = "linux")]
     if let Ok(f) = File::open(path) {
+        advise_will_need(&f, offset, len);
+    }
+}
+
+/// `posix_fadvise(WILLNEED)`: the kernel reads the range into the page cache in the background.
+fn advise_will_need(file: &File, offset: u64, len: u64) {
+    #[cfg(target_os = "linux")]
+    {
         use std::os::fd::AsRawFd;
         // SAFETY: a valid open descriptor; fadvise only hints the page cache.
         unsafe {
             libc::posix_fadvise(
-                f.as_raw_fd(),
+                file.as_raw_fd(),
                 offset as libc::off_t,
                 len as libc::off_t,
                 libc::POSIX_FADV_WILLNEED,
@@ -66,7 +73,7 @@ pub fn read_ahead(path: &Path, offset: u64, len: u64) {
         }
     }
     #[cfg(not(target_os = "linux"))]
-    let _ = (path, offset, len);
+    let _ = (file, offset, len);
 }
 
 /// Piece buffers come back here when the socket is done with them, so a multi-GB upload
@@ -120,7 +127,7 @@ fn file_pieces(
     len: u64,
     reporter: Reporter,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    read_ahead(&path, offset, len);
+    advise_will_need(&file, offset, len);
     let reading = Reading {
         file,
         path,
