@@ -159,6 +159,7 @@ def raw_upload(emu, path, workdir, chunk, name):
     os.makedirs(piece_dir, exist_ok=True)
     subprocess.run(["split", "-b", str(chunk), "-d", "-a", "4", path, os.path.join(piece_dir, "p")], check=True)
     pieces = sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
+    os.sync()  # the split's writeback is not the upload's to pay for (like the other uploaders')
     token, site = sign_in(emu)
     projects = emu.call("GET", f"/api/3.25/sites/{site}/projects?filter=name:eq:default", None, {"X-Tableau-Auth": token})
     project = projects.split('project id="')[1].split('"')[0]
@@ -201,7 +202,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--size-mib", type=int, default=1024, help="upload size (default 1 GiB)")
     ap.add_argument("--chunk-mib", type=int, default=32)
-    ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument("--repeat", type=int, default=5)
     ap.add_argument("--rss-sizes-mib", default="100,1024,4096")
     ap.add_argument("--workdir", default=None)
     ap.add_argument("--upload-only", action="store_true", help="skip the memory and ingest parts")

@@ -114,10 +114,9 @@ enum tp_status tp_feed_chunk(struct tp_publisher *p, const uint8_t *data, size_t
 // place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
 // has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
 // are read here; a background thread of the handle computes its SHA-256 from this call on,
-// in parallel with the upload. It must not change until the publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
-// ownership of `path`.
-enum tp_status tp_feed_file(struct tp_publisher *p,
-                            const char *path);
+// in parallel with the upload. It must not change until the publish ends, and is never
+// modified or deleted, whatever the outcome. The caller keeps ownership of `path`.
+enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
 
 // Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 // `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
@@ -139,7 +138,8 @@ enum tp_status tp_preflight(struct tp_publisher *p);
 // published asynchronously, and signs out. Blocks until done. Signs in again when the session
 // ends mid-way, retries what is safe to retry, restarts an upload whose outcome is unknown,
 // and checks whether a commit applied before sending it again. On success the spool is
-// deleted and `tp_result_json` describes the data source. On failure the spool is kept on
+// deleted (on a thread, so the call returns as soon as Tableau has the data; `tp_free`
+// waits for the deletion) and `tp_result_json` describes the data source. On failure the spool is kept on
 // disk with a JSON manifest beside it (both paths and the resume command are in
 // `tp_last_error`) and the call may be repeated. Must not be called from inside a tokio
 // runtime.
@@ -159,7 +159,8 @@ const char *tp_last_error(const struct tp_publisher *p);
 // `tp_free`.
 const char *tp_result_json(const struct tp_publisher *p);
 
-// Releases a handle. A spool that was not published successfully is deleted unless a failed
+// Releases a handle, stopping its threads: waits for the deletion of a published spool to
+// finish. A spool that was not published successfully is deleted unless a failed
 // `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
 // no-op. The handle must not be used afterwards.
 void tp_free(struct tp_publisher *p);

@@ -117,7 +117,7 @@ impl Publisher {
         match self.publish_sealed(&sealed) {
             Ok(result) => {
                 // The data is on the server; failing to delete the local copy is not a failure.
-                let _ = self.spool.remove();
+                self.spool.remove();
                 self.state = State::Published;
                 Ok(self.result.insert(result))
             }

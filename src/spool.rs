@@ -9,6 +9,7 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 
 use sha2::{Digest, Sha256};
 use tempfile::{NamedTempFile, TempPath};
@@ -21,6 +22,10 @@ use crate::filetype::SNIFF_LEN;
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// The background hash hears of newly written bytes at least this far apart.
 const HASH_NOTIFY_EVERY: u64 = 4 * 1024 * 1024;
+/// Names of spool files start with this.
+const SPOOL_PREFIX: &str = "tableau-publisher-";
+/// Added to a published spool's name while it is being deleted (see [`Spool::remove`]).
+const REMOVING_SUFFIX: &str = ".done";
 
 enum State {
     /// Nothing fed yet; no file exists.
@@ -50,6 +55,8 @@ pub struct Spool {
     background: Option<Arc<BackgroundHash>>,
     /// Bytes the background hash was last told are on disk.
     hash_notified: u64,
+    /// The thread deleting the published spool; joined when the spool is dropped.
+    removal: Option<JoinHandle<()>>,
 }
 
 /// What was spooled, once sealed.
@@ -80,6 +87,7 @@ impl Spool {
             sha256: None,
             background: None,
             hash_notified: 0,
+            removal: None,
         }
     }
 
@@ -104,6 +112,7 @@ impl Spool {
             sha256: Some(actual),
             background: None,
             hash_notified: 0,
+            removal: None,
         })
     }
 
@@ -139,6 +148,7 @@ impl Spool {
             sha256: None,
             background,
             hash_notified: len,
+            removal: None,
         })
     }
 
@@ -164,8 +174,9 @@ impl Spool {
         }
         if matches!(self.state, State::Empty) {
             let dir = private_dir(&self.dir)?;
+            sweep_removed(&dir);
             let file = tempfile::Builder::new()
-                .prefix("tableau-publisher-")
+                .prefix(SPOOL_PREFIX)
                 .suffix(".spool")
                 .tempfile_in(&dir)
                 .map_err(|e| {
@@ -289,21 +300,82 @@ impl Spool {
         }
     }
 
-    /// Deletes the file after a successful publish (never the host's own file).
-    pub fn remove(&mut self) -> Result<()> {
+    /// Deletes the file after a successful publish (never the host's own file), without making
+    /// the publish wait: freeing a multi-GB file's blocks takes a while on some filesystems. The
+    /// file is renamed to `….spool.done` at once and deleted on a thread, which dropping the
+    /// spool (`tp_free`) waits for. A `.done` file left by a process that exited first is
+    /// deleted when the next spool is created in the same directory.
+    pub fn remove(&mut self) {
         if self.is_external() {
-            return Ok(());
+            return;
         }
-        match std::mem::replace(&mut self.state, State::Removed) {
-            State::Sealed(p) => p
-                .close()
-                .map_err(|e| Error::io("cannot delete the spool file", &e)),
+        let path = match std::mem::replace(&mut self.state, State::Removed) {
+            State::Sealed(p) => match p.keep() {
+                Ok(path) => path,
+                Err(e) => {
+                    let _ = e.path.close();
+                    return;
+                }
+            },
             State::Kept(p) => {
                 let _ = std::fs::remove_file(manifest_path(&p));
-                std::fs::remove_file(&p)
-                    .map_err(|e| Error::io(&format!("cannot delete {}", p.display()), &e))
+                p
             }
-            _ => Ok(()),
+            other => {
+                self.state = other;
+                return;
+            }
+        };
+        self.removal = remove_in_background(path);
+    }
+}
+
+impl Drop for Spool {
+    fn drop(&mut self) {
+        if let Some(removal) = self.removal.take() {
+            let _ = removal.join();
+        }
+    }
+}
+
+/// Renames `path` to mark it as garbage, then deletes it on a thread (here if none starts).
+fn remove_in_background(path: PathBuf) -> Option<JoinHandle<()>> {
+    let mut marked = path.clone().into_os_string();
+    marked.push(REMOVING_SUFFIX);
+    let marked = PathBuf::from(marked);
+    let doomed = if std::fs::rename(&path, &marked).is_ok() {
+        marked
+    } else {
+        path
+    };
+    let remove = {
+        let doomed = doomed.clone();
+        move || {
+            let _ = std::fs::remove_file(doomed);
+        }
+    };
+    match std::thread::Builder::new()
+        .name("tp-spool-remove".into())
+        .spawn(remove)
+    {
+        Ok(thread) => Some(thread),
+        Err(_) => {
+            let _ = std::fs::remove_file(&doomed);
+            None
+        }
+    }
+}
+
+/// Deletes published spools whose deletion a process did not live to finish.
+fn sweep_removed(private: &Path) {
+    let Ok(entries) = std::fs::read_dir(private) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.starts_with(SPOOL_PREFIX) && name.ends_with(&format!(".spool{REMOVING_SUFFIX}")) {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }
@@ -438,8 +510,29 @@ mod tests {
             hex(&Sha256::digest(b"Hyper\x08abc"))
         );
         assert!(s.write(b"more").is_err(), "no writes after seal");
-        s.remove().unwrap();
-        assert!(!sealed.path.exists());
+        s.remove();
+        assert!(!sealed.path.exists(), "gone from its name at once");
+        drop(s);
+        let private = sealed.path.parent().unwrap();
+        assert_eq!(
+            std::fs::read_dir(private).unwrap().count(),
+            0,
+            "deleted once the spool is dropped"
+        );
+    }
+
+    #[test]
+    fn a_removal_left_unfinished_is_swept_by_the_next_spool() {
+        let dir = tempfile::tempdir().unwrap();
+        let private = private_dir(dir.path()).unwrap();
+        let left = private.join("tableau-publisher-abc123.spool.done");
+        std::fs::write(&left, b"published long ago").unwrap();
+        let unrelated = private.join("tableau-publisher-def456.spool");
+        std::fs::write(&unrelated, b"a kept spool").unwrap();
+        let mut s = Spool::new(dir.path());
+        s.write(b"Hyper").unwrap();
+        assert!(!left.exists(), "the leftover is deleted");
+        assert!(unrelated.exists(), "other spools are not touched");
     }
 
     #[test]

@@ -282,6 +282,7 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
     common::feed(&mut p, &data).map_err(|e| e.to_string())?;
     let result = p.finalize_and_publish().cloned();
     let elapsed = started.elapsed();
+    drop(p); // as tp_free: the published spool's deletion has finished
     let want = expected(case);
     let log = env.requests();
     let sign_ins = log
@@ -324,7 +325,7 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
             if publishes != 1 {
                 problems.push(format!("{publishes} publishes applied"));
             }
-            if !env.spool_files().is_empty() {
+            if !env.spool_files().is_empty() || !env.spools_being_removed().is_empty() {
                 problems.push("spool left after success".into());
             }
             "ok, bytes exact".to_owned()

@@ -33,6 +33,7 @@ fn publish_size(
     assert_eq!(result.datasource_id.as_deref(), Some(stored.id.as_str()));
     assert_eq!(result.sign_ins, 1);
     assert!(env.spool_files().is_empty(), "spool removed after success");
+    assert!(env.spools_being_removed().is_empty(), "and deleted");
     result
 }
 
@@ -439,9 +440,15 @@ fn state_rules_and_retry_after_failure() {
         env.spool_files().is_empty(),
         "kept spool removed after the retry succeeded"
     );
+    assert!(env.manifests().is_empty(), "and its manifest");
     assert_eq!(
         p.finalize_and_publish().unwrap_err().kind(),
         ErrorKind::State
+    );
+    drop(p);
+    assert!(
+        env.spools_being_removed().is_empty(),
+        "deleted by the time the handle is freed"
     );
 }
 

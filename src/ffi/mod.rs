@@ -156,8 +156,8 @@ pub unsafe extern "C" fn tp_feed_chunk(
 /// place without a copy: for hosts that already wrote the extract to disk. Only on a handle that
 /// has not been fed yet; afterwards `tp_feed_chunk` gives `TP_ERR_STATE`. Only its first bytes
 /// are read here; a background thread of the handle computes its SHA-256 from this call on,
-/// in parallel with the upload. It must not change until the publish ends, and is never modified or deleted, whatever the outcome. The caller keeps
-/// ownership of `path`.
+/// in parallel with the upload. It must not change until the publish ends, and is never
+/// modified or deleted, whatever the outcome. The caller keeps ownership of `path`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char) -> tp_status {
     // SAFETY: the export's contract is with_handle's.
@@ -217,7 +217,8 @@ pub unsafe extern "C" fn tp_preflight(p: *mut tp_publisher) -> tp_status {
 /// published asynchronously, and signs out. Blocks until done. Signs in again when the session
 /// ends mid-way, retries what is safe to retry, restarts an upload whose outcome is unknown,
 /// and checks whether a commit applied before sending it again. On success the spool is
-/// deleted and `tp_result_json` describes the data source. On failure the spool is kept on
+/// deleted (on a thread, so the call returns as soon as Tableau has the data; `tp_free`
+/// waits for the deletion) and `tp_result_json` describes the data source. On failure the spool is kept on
 /// disk with a JSON manifest beside it (both paths and the resume command are in
 /// `tp_last_error`) and the call may be repeated. Must not be called from inside a tokio
 /// runtime.
@@ -270,7 +271,8 @@ pub unsafe extern "C" fn tp_result_json(p: *const tp_publisher) -> *const c_char
     })
 }
 
-/// Releases a handle. A spool that was not published successfully is deleted unless a failed
+/// Releases a handle, stopping its threads: waits for the deletion of a published spool to
+/// finish. A spool that was not published successfully is deleted unless a failed
 /// `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
 /// no-op. The handle must not be used afterwards.
 #[no_mangle]

@@ -92,6 +92,12 @@ impl Env {
         self.files_ending(".spool")
     }
 
+    /// Published spools not yet deleted (`*.spool.done`: deleted on a thread that freeing
+    /// the handle waits for).
+    pub fn spools_being_removed(&self) -> Vec<std::path::PathBuf> {
+        self.files_ending(".spool.done")
+    }
+
     /// Manifests of kept spools.
     pub fn manifests(&self) -> Vec<std::path::PathBuf> {
         self.files_ending(".spool.json")
