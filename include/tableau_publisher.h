@@ -71,8 +71,8 @@ typedef enum tp_phase {
 } tp_phase;
 
 // An opaque publisher handle: one configuration, one spool, one publish.
-// Create with `tp_init`, release with `tp_free`. Not thread-safe: use one handle per thread
-// at a time.
+// Create with `tp_init`, release with `tp_free`. Use it from one thread at a time; a call
+// made while another call on the same handle is running is refused with `TP_ERR_STATE`.
 typedef struct tp_publisher tp_publisher;
 
 // One progress report. Valid only during the callback.
@@ -82,14 +82,16 @@ typedef struct tp_progress {
   // File bytes handed to the connection in the current upload pass (starts again from 0
   // when an upload is restarted in a new upload session).
   uint64_t bytes_sent;
-  // File bytes in all.
+  // File bytes in all (0 until the upload starts).
   uint64_t bytes_total;
 } tp_progress;
 
-// Called during `tp_finalize_and_publish`, on the thread that called it, at each phase change
-// and as bytes are sent (at most every 2 MiB). Never called while the library holds a lock
-// the callback could need. Return 0 to continue, non-zero to cancel: the publish then stops
-// as soon as possible with `TP_ERR_CANCELLED`, signs out, and keeps the spool.
+// Called during `tp_finalize_and_publish` and `tp_preflight`, on the thread that called it,
+// at each phase change and as bytes are sent (every 2 MiB and at the end). Never called while
+// the library holds a lock the callback could need. It must not call the library with the same
+// handle: such calls get `TP_ERR_STATE` (other handles are fine). Return 0 to continue,
+// non-zero to cancel: the call then stops as soon as possible with `TP_ERR_CANCELLED`, signs
+// out, and keeps the spool.
 typedef int32_t (*tp_progress_callback)(void *userdata, const struct tp_progress *progress);
 
 #ifdef __cplusplus
@@ -120,7 +122,8 @@ enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
 
 // Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 // `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
-// callback is set. Can be called at any time between other calls on the handle.
+// callback is set. Can be called at any time between other calls on the handle (not from
+// inside the callback).
 enum tp_status tp_set_progress_callback(struct tp_publisher *p,
                                         tp_progress_callback callback,
                                         void *userdata);
@@ -149,20 +152,23 @@ enum tp_status tp_finalize_and_publish(struct tp_publisher *p);
 // and HTTP status when the server refused, and what to do). With `p == NULL`, the calling
 // thread's last `tp_init` failure (or NULL-handle error). Empty string when there was none.
 // Never NULL, never contains a secret. Owned by the library; valid until the next call on
-// the same handle (or, for NULL, the thread's next `tp_init`).
+// the same handle (or, for NULL, the thread's next `tp_init`): every call clears it, even
+// one that succeeds, so read it right after the call that failed. While another call is
+// using the handle (from inside its progress callback), a message saying so.
 const char *tp_last_error(const struct tp_publisher *p);
 
 // After a successful `tp_finalize_and_publish`: a JSON object with `datasource_id`,
 // `datasource_name`, `content_url`, `project_id`, `site_id`, `bytes`, `sha256`, `file_type`,
 // `mode`, `chunked`, `chunks`, `job_id`, `api_version`, `sign_ins`, `upload_sessions` and
-// `http_requests`. NULL before success or when `p` is NULL. Owned by the handle; valid until
-// `tp_free`.
+// `http_requests`. NULL before success, when `p` is NULL, or while another call is using the
+// handle. Owned by the handle; valid until `tp_free`.
 const char *tp_result_json(const struct tp_publisher *p);
 
 // Releases a handle, stopping its threads: waits for the deletion of a published spool to
 // finish. A spool that was not published successfully is deleted unless a failed
 // `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
-// no-op. The handle must not be used afterwards.
+// no-op, and so is a handle another call is still using (from inside its progress callback):
+// free it after that call returns. The handle must not be used afterwards.
 void tp_free(struct tp_publisher *p);
 
 // The library version, e.g. "0.1.0". Static; never NULL.

@@ -71,8 +71,10 @@ public:
     std::string publish(const std::function<bool(const tp_progress &)> &on_progress) {
         check(tp_set_progress_callback(live(), &trampoline, const_cast<void *>(static_cast<const void *>(&on_progress))));
         tp_status rc = tp_finalize_and_publish(handle_);
+        // Every call clears the last error: read it before unregistering the callback.
+        const std::string message = rc != TP_OK ? tp_last_error(handle_) : "";
         tp_set_progress_callback(handle_, nullptr, nullptr);
-        check(rc);
+        if (rc != TP_OK) throw Error(rc, message);
         return tp_result_json(handle_);
     }
 

@@ -65,6 +65,8 @@ int main(int argc, char **argv) {
         CHECK(false, "cancel throws");
     } catch (const tableau::Error &e) {
         CHECK(e.status() == TP_ERR_CANCELLED, "an exception in the callback cancels");
+        CHECK(std::string(e.what()).find("cancelled by the host") != std::string::npos,
+              "the error keeps the library's message after the callback is unregistered");
     }
     try {
         tableau::Publisher bad("{\"server_url\":1}");

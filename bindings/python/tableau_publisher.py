@@ -145,7 +145,8 @@ class Publisher:
         """Signs in, uploads, publishes, signs out; returns the result as a dict.
 
         progress(phase, bytes_sent, bytes_total) is called on this thread as the publish goes;
-        returning True (or raising) cancels it with TP_ERR_CANCELLED, keeping the data."""
+        returning False (or raising) cancels it with TP_ERR_CANCELLED, keeping the data, as in
+        the C++ and C# bindings. Any other return value (None included) goes on."""
         handle = self._live()
         lib = library()
         callback = None
@@ -153,7 +154,7 @@ class Publisher:
             def on_progress(_userdata, report):
                 r = report.contents
                 try:
-                    return 1 if progress(PHASES.get(r.phase, r.phase), r.bytes_sent, r.bytes_total) else 0
+                    return 1 if progress(PHASES.get(r.phase, r.phase), r.bytes_sent, r.bytes_total) is False else 0
                 except BaseException:  # never let an exception unwind into the library
                     return 1
             callback = _PROGRESS_CALLBACK(on_progress)  # kept alive for the whole call

@@ -119,7 +119,14 @@ class BindingTest(unittest.TestCase):
         with tp.Publisher(self.config(datasource_name="py-cancel")) as p:
             p.feed(SAMPLE_BYTES)
             with self.assertRaises(tp.PublisherError) as e:
-                p.publish(progress=lambda phase, sent, total: phase == "uploading")
+                p.publish(progress=lambda phase, sent, total: phase != "uploading")
+            self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
+            self.assertIn("cancelled by the host", str(e.exception))
+
+            def stop(phase, sent, total):
+                raise RuntimeError("host says stop")
+            with self.assertRaises(tp.PublisherError) as e:
+                p.publish(progress=stop)
             self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
             self.assertEqual(p.publish()["bytes"], len(SAMPLE_BYTES))
 

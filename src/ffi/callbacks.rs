@@ -34,14 +34,16 @@ pub struct tp_progress {
     /// File bytes handed to the connection in the current upload pass (starts again from 0
     /// when an upload is restarted in a new upload session).
     pub bytes_sent: u64,
-    /// File bytes in all.
+    /// File bytes in all (0 until the upload starts).
     pub bytes_total: u64,
 }
 
-/// Called during `tp_finalize_and_publish`, on the thread that called it, at each phase change
-/// and as bytes are sent (at most every 2 MiB). Never called while the library holds a lock
-/// the callback could need. Return 0 to continue, non-zero to cancel: the publish then stops
-/// as soon as possible with `TP_ERR_CANCELLED`, signs out, and keeps the spool.
+/// Called during `tp_finalize_and_publish` and `tp_preflight`, on the thread that called it,
+/// at each phase change and as bytes are sent (every 2 MiB and at the end). Never called while
+/// the library holds a lock the callback could need. It must not call the library with the same
+/// handle: such calls get `TP_ERR_STATE` (other handles are fine). Return 0 to continue,
+/// non-zero to cancel: the call then stops as soon as possible with `TP_ERR_CANCELLED`, signs
+/// out, and keeps the spool.
 #[allow(non_camel_case_types)]
 pub type tp_progress_callback =
     Option<unsafe extern "C" fn(userdata: *mut c_void, progress: *const tp_progress) -> i32>;

@@ -15,13 +15,14 @@ use std::ptr;
 use boundary::ffi_boundary;
 pub use callbacks::{tp_phase, tp_progress, tp_progress_callback};
 pub use handle::tp_publisher;
+use handle::{Access, Handle};
 use last_error::{init_error, set_init_error, to_cstring};
 pub use status::{tp_status, TP_ABI_VERSION};
 
 use crate::error::Error;
 use crate::publisher::Publisher;
 
-fn fail(p: &mut tp_publisher, e: &Error) -> tp_status {
+fn fail(p: &mut Handle, e: &Error) -> tp_status {
     p.last_error = to_cstring(e.message());
     e.kind().into()
 }
@@ -33,37 +34,38 @@ fn null_handle(function: &str) -> tp_status {
     tp_status::TP_ERR_INVALID_ARGUMENT
 }
 
-/// The body of every export that takes a handle: the panic boundary, the NULL check, and the
-/// last error cleared before `body` runs.
+/// The body of every export that takes a handle: the panic boundary, the NULL check, the
+/// refusal of a handle another call is using, and the last error cleared before `body` runs.
 ///
 /// # Safety
-/// `p` is NULL or a live handle used by this thread only.
+/// `p` is NULL or a live handle.
 unsafe fn with_handle(
     p: *mut tp_publisher,
     function: &str,
-    body: impl FnOnce(&mut tp_publisher) -> tp_status,
+    body: impl FnOnce(&mut Handle) -> tp_status,
 ) -> tp_status {
     ffi_boundary!(panicked(p, function), {
         // SAFETY: NULL or a live handle per the caller's contract.
-        match unsafe { tp_publisher::from_ptr(p) } {
-            None => null_handle(function),
-            Some(h) => {
+        match unsafe { tp_publisher::access(p) } {
+            Access::Null => null_handle(function),
+            Access::Busy => tp_status::TP_ERR_STATE,
+            Access::Held(mut h) => {
                 h.last_error = Default::default();
-                body(h)
+                body(&mut h)
             }
         }
     })
 }
 
 /// `TP_OK`, or the error's status with its message recorded on the handle.
-fn report<T>(h: &mut tp_publisher, result: crate::error::Result<T>) -> tp_status {
+fn report<T>(h: &mut Handle, result: crate::error::Result<T>) -> tp_status {
     match result {
         Ok(_) => tp_status::TP_OK,
         Err(e) => fail(h, &e),
     }
 }
 
-fn invalid(h: &mut tp_publisher, message: &str) -> tp_status {
+fn invalid(h: &mut Handle, message: &str) -> tp_status {
     h.last_error = to_cstring(message);
     tp_status::TP_ERR_INVALID_ARGUMENT
 }
@@ -72,10 +74,11 @@ fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
     let msg = format!(
         "{function}: internal error (a bug in tableau-publisher); any data fed is still in spool_dir"
     );
-    // SAFETY: same pointer the caller gave us; the panic happened inside our own code.
-    match unsafe { tp_publisher::from_ptr(p) } {
-        Some(h) => h.last_error = to_cstring(&msg),
-        None => set_init_error(&msg),
+    // SAFETY: same pointer the caller gave us; the panic happened inside our own code and the
+    // call's hold on the handle was released while unwinding.
+    match unsafe { tp_publisher::access(p) } {
+        Access::Held(mut h) => h.last_error = to_cstring(&msg),
+        Access::Null | Access::Busy => set_init_error(&msg),
     }
     tp_status::TP_ERR_INTERNAL
 }
@@ -178,7 +181,8 @@ pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char)
 
 /// Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 /// `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
-/// callback is set. Can be called at any time between other calls on the handle.
+/// callback is set. Can be called at any time between other calls on the handle (not from
+/// inside the callback).
 #[no_mangle]
 pub unsafe extern "C" fn tp_set_progress_callback(
     p: *mut tp_publisher,
@@ -243,14 +247,17 @@ pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_sta
 /// and HTTP status when the server refused, and what to do). With `p == NULL`, the calling
 /// thread's last `tp_init` failure (or NULL-handle error). Empty string when there was none.
 /// Never NULL, never contains a secret. Owned by the library; valid until the next call on
-/// the same handle (or, for NULL, the thread's next `tp_init`).
+/// the same handle (or, for NULL, the thread's next `tp_init`): every call clears it, even
+/// one that succeeds, so read it right after the call that failed. While another call is
+/// using the handle (from inside its progress callback), a message saying so.
 #[no_mangle]
 pub unsafe extern "C" fn tp_last_error(p: *const tp_publisher) -> *const c_char {
     ffi_boundary!(c"".as_ptr(), {
         // SAFETY: NULL or a live handle per the contract.
-        match unsafe { tp_publisher::from_const_ptr(p) } {
-            Some(h) => h.last_error.as_ptr(),
-            None => init_error(),
+        match unsafe { tp_publisher::access(p) } {
+            Access::Held(h) => h.last_error.as_ptr(),
+            Access::Busy => tp_publisher::busy_message(),
+            Access::Null => init_error(),
         }
     })
 }
@@ -258,15 +265,15 @@ pub unsafe extern "C" fn tp_last_error(p: *const tp_publisher) -> *const c_char 
 /// After a successful `tp_finalize_and_publish`: a JSON object with `datasource_id`,
 /// `datasource_name`, `content_url`, `project_id`, `site_id`, `bytes`, `sha256`, `file_type`,
 /// `mode`, `chunked`, `chunks`, `job_id`, `api_version`, `sign_ins`, `upload_sessions` and
-/// `http_requests`. NULL before success or when `p` is NULL. Owned by the handle; valid until
-/// `tp_free`.
+/// `http_requests`. NULL before success, when `p` is NULL, or while another call is using the
+/// handle. Owned by the handle; valid until `tp_free`.
 #[no_mangle]
 pub unsafe extern "C" fn tp_result_json(p: *const tp_publisher) -> *const c_char {
     ffi_boundary!(ptr::null(), {
         // SAFETY: NULL or a live handle per the contract.
-        match unsafe { tp_publisher::from_const_ptr(p) } {
-            Some(h) => h.result_json.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            None => ptr::null(),
+        match unsafe { tp_publisher::access(p) } {
+            Access::Held(h) => h.result_json.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
+            Access::Busy | Access::Null => ptr::null(),
         }
     })
 }
@@ -274,14 +281,13 @@ pub unsafe extern "C" fn tp_result_json(p: *const tp_publisher) -> *const c_char
 /// Releases a handle, stopping its threads: waits for the deletion of a published spool to
 /// finish. A spool that was not published successfully is deleted unless a failed
 /// `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
-/// no-op. The handle must not be used afterwards.
+/// no-op, and so is a handle another call is still using (from inside its progress callback):
+/// free it after that call returns. The handle must not be used afterwards.
 #[no_mangle]
 pub unsafe extern "C" fn tp_free(p: *mut tp_publisher) {
     ffi_boundary!((), {
-        if !p.is_null() {
-            // SAFETY: a pointer from tp_init, not yet freed, per the contract.
-            drop(unsafe { Box::from_raw(p) });
-        }
+        // SAFETY: NULL or a pointer from tp_init, not yet freed, per the contract.
+        unsafe { tp_publisher::free(p) }
     })
 }
 

@@ -56,6 +56,29 @@ static int32_t on_progress(void *userdata, const tp_progress *progress) {
     return 0;
 }
 
+/* A callback that misuses its own handle, as a careless host might. */
+struct reentry_log {
+    tp_publisher *p;
+    int tried;
+    tp_status fed;
+    tp_status preflight;
+    int busy_message;
+    int result_null;
+};
+
+static int32_t on_progress_reenter(void *userdata, const tp_progress *progress) {
+    struct reentry_log *log = (struct reentry_log *)userdata;
+    if (progress->phase == TP_PHASE_UPLOADING && !log->tried) {
+        log->tried = 1;
+        log->fed = tp_feed_chunk(log->p, (const uint8_t *)"x", 1);
+        log->preflight = tp_preflight(log->p);
+        log->busy_message = strstr(tp_last_error(log->p), "in use") != NULL;
+        log->result_null = tp_result_json(log->p) == NULL;
+        tp_free(log->p); /* refused: the publish is still using the handle */
+    }
+    return 0;
+}
+
 static int feed_file(tp_publisher *p, const char *path, size_t piece) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -164,6 +187,23 @@ int main(int argc, char **argv) {
     CHECK(strstr(tp_last_error(p), "cancelled") != NULL, "cancel message");
     CHECK(tp_set_progress_callback(p, NULL, NULL) == TP_OK, "clear the callback");
     CHECK(tp_finalize_and_publish(p) == TP_OK, "publish after a cancel");
+    tp_free(p);
+    p = NULL;
+
+    /* Calls on the handle from inside its own callback are refused, not run on top of the
+       publish that is using it; the publish itself completes. */
+    make_named_config(url, spool, "From R", "");
+    CHECK(tp_init(config, &p) == TP_OK, "init for reentry");
+    CHECK(feed_file(p, input, 4096) == 0, "feed for reentry");
+    struct reentry_log reentry = {p, 0, TP_OK, TP_OK, 0, 0};
+    tp_set_progress_callback(p, on_progress_reenter, &reentry);
+    CHECK(tp_finalize_and_publish(p) == TP_OK, "publish with a re-entering callback");
+    CHECK(reentry.tried, "the callback ran");
+    CHECK(reentry.fed == TP_ERR_STATE, "feed from inside the callback is TP_ERR_STATE");
+    CHECK(reentry.preflight == TP_ERR_STATE, "preflight from inside the callback is TP_ERR_STATE");
+    CHECK(reentry.busy_message, "tp_last_error inside the callback says the handle is in use");
+    CHECK(reentry.result_null, "no result JSON while the handle is in use");
+    CHECK(strstr(tp_result_json(p), "\"datasource_name\":\"From R\"") != NULL, "handle still valid after tp_free inside the callback");
     tp_free(p);
     p = NULL;
 
