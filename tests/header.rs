@@ -142,3 +142,104 @@ fn status_numbers_are_fixed() {
         assert!(!s.to_bytes().is_empty() && s.to_bytes() != b"unknown status");
     }
 }
+
+/// `(NAME, number)` of every `TP_<prefix>…` enum value in the header.
+fn header_values(prefixes: &[&str]) -> Vec<(String, i64)> {
+    GENERATED
+        .lines()
+        .filter_map(|l| {
+            let (name, n) = l.trim().trim_end_matches(',').split_once(" = ")?;
+            if !prefixes.iter().any(|p| name.starts_with(p)) {
+                return None;
+            }
+            Some((name.to_owned(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+/// `NOT_FOUND` → `NotFound`.
+fn camel(snake: &str) -> String {
+    snake
+        .split('_')
+        .map(|w| w[..1].to_owned() + &w[1..].to_ascii_lowercase())
+        .collect()
+}
+
+/// `Name = number` members of a C# enum in a source file.
+fn csharp_enum(source: &str, enum_name: &str) -> Vec<(String, i64)> {
+    let body = source
+        .split(&format!("public enum {enum_name}"))
+        .nth(1)
+        .and_then(|rest| rest.split('}').next())
+        .unwrap_or_else(|| panic!("no enum {enum_name}"));
+    body.lines()
+        .filter_map(|l| {
+            let (name, n) = l.trim().trim_end_matches(',').split_once(" = ")?;
+            Some((name.to_owned(), n.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn bindings_use_the_headers_numbers() {
+    let statuses = header_values(&["TP_OK", "TP_ERR_"]);
+    let phases = header_values(&["TP_PHASE_"]);
+    assert_eq!(statuses.len(), 15);
+    assert_eq!(phases.len(), 6);
+
+    let cs = include_str!("../bindings/csharp/TableauPublisher.cs");
+    let want: Vec<(String, i64)> = statuses
+        .iter()
+        .map(|(name, n)| {
+            let short = name.strip_prefix("TP_ERR_").unwrap_or("OK");
+            (camel(short), *n)
+        })
+        .collect();
+    assert_eq!(csharp_enum(cs, "Status"), want, "C# Status");
+    let want: Vec<(String, i64)> = phases
+        .iter()
+        .map(|(name, n)| (camel(&name["TP_PHASE_".len()..]), *n))
+        .collect();
+    assert_eq!(csharp_enum(cs, "Phase"), want, "C# Phase");
+    assert!(
+        cs.contains(&format!(
+            "RequiredAbiVersion = {}",
+            tableau_publisher::ffi::TP_ABI_VERSION
+        )),
+        "C# ABI version"
+    );
+
+    let py = include_str!("../bindings/python/tableau_publisher.py");
+    let listed: String = statuses
+        .iter()
+        .map(|(name, _)| format!("\"{name}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let py_list: String = py
+        .split("STATUS_NAMES = [")
+        .nth(1)
+        .and_then(|rest| rest.split(']').next())
+        .expect("STATUS_NAMES")
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert_eq!(
+        py_list.trim_end_matches(','),
+        listed,
+        "Python STATUS_NAMES in number order"
+    );
+    for (name, n) in &phases {
+        let entry = format!(
+            "{n}: \"{}\"",
+            name["TP_PHASE_".len()..].to_ascii_lowercase()
+        );
+        assert!(py.contains(&entry), "Python PHASES lacks {entry}");
+    }
+    assert!(
+        py.contains(&format!(
+            "ABI_VERSION = {}",
+            tableau_publisher::ffi::TP_ABI_VERSION
+        )),
+        "Python ABI version"
+    );
+}
