@@ -684,6 +684,49 @@ fn a_chunked_publish_keeps_one_connection_alive() {
 }
 
 #[test]
+fn a_slow_link_that_keeps_moving_does_not_time_out() {
+    let env = Env::start();
+    let data = extract(40 * MIB, 48);
+    // The first append crawls at 8 MiB/s: 4 s for 32 MiB, twice the per-request timeout, but
+    // never a second without the connection taking bytes.
+    env.fault(
+        "PUT",
+        "/fileUploads/",
+        1,
+        1,
+        tableau_emulator::FaultAction::SlowBody {
+            bytes_per_sec: 8 * MIB as u64,
+        },
+    );
+    let started = std::time::Instant::now();
+    let r = publish(
+        &env.config(json!({
+            "single_request_max_bytes": MIB, "chunk_size_bytes": 32 * MIB, "request_timeout_secs": 2
+        })),
+        &data,
+    )
+    .unwrap();
+    assert!(
+        started.elapsed() >= std::time::Duration::from_secs(3),
+        "the slow append took {:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        r.upload_sessions, 1,
+        "no restart: the request never timed out"
+    );
+    assert_eq!(r.retries, 0);
+    assert_eq!(r.sha256, sha256_hex(&data));
+    assert_eq!(
+        env.requests()
+            .iter()
+            .filter(|q| q.fault.as_deref() == Some("slow_body:8388608"))
+            .count(),
+        1
+    );
+}
+
+#[test]
 fn file_published_in_place_through_an_upload_restart_has_its_sha256() {
     let env = Env::start();
     let data = extract(LIMIT + 3 * MIB, 46);

@@ -330,6 +330,8 @@ pub enum FaultAction {
     },
     /// Wait, then handle normally.
     Delay { ms: u64 },
+    /// Read the request body no faster than `bytes_per_sec`, then handle normally: a slow link.
+    SlowBody { bytes_per_sec: u64 },
     /// Close the connection without any response, before reading the body.
     Reset,
     /// Read `after_bytes` bytes of the body (all of it if it is shorter), do not apply the

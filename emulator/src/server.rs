@@ -334,6 +334,23 @@ fn body_stream(incoming: Incoming, counter: Arc<AtomicU64>) -> Body {
     )
 }
 
+/// `body`, handed on no faster than `bytes_per_sec`: the socket is read only as the stream is
+/// polled, so the client sees a slow link.
+fn paced(body: Body, bytes_per_sec: u64) -> Body {
+    let started = tokio::time::Instant::now();
+    let mut seen: u64 = 0;
+    Box::pin(body.then(move |item| {
+        if let Ok(b) = &item {
+            seen += b.len() as u64;
+        }
+        let due = started + Duration::from_secs_f64(seen as f64 / bytes_per_sec.max(1) as f64);
+        async move {
+            tokio::time::sleep_until(due).await;
+            item
+        }
+    }))
+}
+
 async fn handle(
     sh: Arc<Shared>,
     connection: u64,
@@ -468,6 +485,12 @@ async fn handle(
         Some(FaultAction::Delay { ms }) => {
             tokio::time::sleep(Duration::from_millis(ms)).await;
             fault_name = Some(format!("delay:{ms}"));
+        }
+        Some(FaultAction::SlowBody { bytes_per_sec }) => {
+            if let Some(body) = ctx.body.take() {
+                ctx.body = Some(paced(body, bytes_per_sec));
+            }
+            fault_name = Some(format!("slow_body:{bytes_per_sec}"));
         }
         Some(FaultAction::ExpireToken) => {
             if let Some(t) = &token {

@@ -373,7 +373,7 @@ impl Api {
         payload_xml: &str,
         file: Option<FilePart<'_>>,
     ) -> Result<RequestBuilder> {
-        let body = multipart::body(payload_xml, file, &self.reporter)?;
+        let body = multipart::body(payload_xml, file, &self.reporter, self.http.activity())?;
         Ok(self
             .with_token(method, path, token)
             .header(CONTENT_TYPE, body.content_type)

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
+use super::activity::{self, Activity};
 use super::xml::{self, Element, TableauError};
 use crate::error::{Error, ErrorKind, Result};
 
@@ -36,11 +37,15 @@ impl Response {
     }
 }
 
+/// Longest wait for a TCP (and TLS) connection to the server.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The HTTP side of the client.
 pub struct Http {
     client: Client,
     base: String,
     timeout: Duration,
+    activity: Activity,
     requests: AtomicU64,
 }
 
@@ -49,7 +54,7 @@ impl Http {
     pub fn new(base: &str, timeout: Duration) -> Result<Http> {
         let mut builder = Client::builder()
             .user_agent(concat!("tableau-publisher/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(Duration::from_secs(30))
+            .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
         if reqwest::Url::parse(base).is_ok_and(|u| crate::config::is_loopback(&u)) {
@@ -65,6 +70,7 @@ impl Http {
             client,
             base: base.to_owned(),
             timeout,
+            activity: Activity::new(),
             requests: AtomicU64::new(0),
         })
     }
@@ -79,16 +85,28 @@ impl Http {
         self.requests.load(Ordering::Relaxed)
     }
 
-    /// Starts a request to `base + path` (path begins with `/`), with the per-request timeout.
+    /// Starts a request to `base + path` (path begins with `/`).
     pub fn request(&self, method: Method, path: &str) -> RequestBuilder {
-        self.client
-            .request(method, format!("{}{path}", self.base))
-            .timeout(self.timeout)
+        self.client.request(method, format!("{}{path}", self.base))
+    }
+
+    /// What a streamed body touches as it hands bytes to the connection.
+    pub fn activity(&self) -> &Activity {
+        &self.activity
     }
 
     /// Sends a request; non-2xx answers become errors. `what` names the call in messages.
+    /// The per-request timeout counts from the request's latest progress: its start, or the
+    /// latest piece of its body handed to the connection.
     pub async fn send(&self, req: RequestBuilder, what: &str) -> Result<Response> {
         self.requests.fetch_add(1, Ordering::Relaxed);
+        activity::until_idle(&self.activity, self.timeout, self.exchange(req, what))
+            .await
+            .map_err(|()| self.stalled(what))?
+    }
+
+    /// The request and its whole answer.
+    async fn exchange(&self, req: RequestBuilder, what: &str) -> Result<Response> {
         let resp = req
             .send()
             .await
@@ -114,15 +132,26 @@ impl Http {
         Err(status_error(what, status, &body, retry_after.as_deref()))
     }
 
+    fn stalled(&self, what: &str) -> Error {
+        Error::new(
+            ErrorKind::Timeout,
+            format!(
+                "{what}: {} made no progress for {} s (no byte of the request accepted, no answer); raise \"request_timeout_secs\" if the server is slow to answer",
+                self.base,
+                self.timeout.as_secs()
+            ),
+        )
+    }
+
     fn transport_error(&self, what: &str, e: &reqwest::Error) -> Error {
         let cause = error_chain(e);
         if e.is_timeout() {
             Error::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{what}: no answer from {} within {} s ({cause}); raise \"request_timeout_secs\" or lower \"chunk_size_bytes\" on slow links",
+                    "{what}: could not connect to {} within {} s ({cause}); check server_url, DNS, proxy and firewall",
                     self.base,
-                    self.timeout.as_secs()
+                    CONNECT_TIMEOUT.as_secs()
                 ),
             )
         } else if e.is_connect() {

@@ -3,6 +3,7 @@
 //! makes ([`api`]). Written from Tableau's documentation and its client's fixtures; shares no
 //! code with the emulator.
 
+pub mod activity;
 pub mod api;
 pub mod http;
 pub mod jwt;

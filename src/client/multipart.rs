@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use bytes::Bytes;
 use futures_util::stream::{self, StreamExt};
 
+use super::activity::Activity;
 use crate::error::{Error, Result};
 use crate::progress::Reporter;
 
@@ -126,6 +127,7 @@ fn file_pieces(
     offset: u64,
     len: u64,
     reporter: Reporter,
+    activity: Activity,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
     advise_will_need(&file, offset, len);
     let reading = Reading {
@@ -135,6 +137,7 @@ fn file_pieces(
         end: offset + len,
         pool: BufferPool::default(),
         reporter,
+        activity,
     };
     stream::unfold(Some(reading), |reading| async move {
         let mut r = reading?;
@@ -156,6 +159,8 @@ struct Reading {
     end: u64,
     pool: BufferPool,
     reporter: Reporter,
+    /// Touched for every piece: the request is making progress.
+    activity: Activity,
 }
 
 impl Reading {
@@ -181,6 +186,7 @@ impl Reading {
         }
         self.at += n as u64;
         self.reporter.sent_up_to(self.at);
+        self.activity.touch();
         Ok(Bytes::from_owner(Pooled {
             buf,
             pool: self.pool.clone(),
@@ -190,7 +196,12 @@ impl Reading {
 
 /// Builds the two-part body: `request_payload` (text/xml) and, optionally, the file part.
 /// Called again for every attempt: a streamed body cannot be replayed.
-pub fn body(payload_xml: &str, file: Option<FilePart<'_>>, reporter: &Reporter) -> Result<Body> {
+pub fn body(
+    payload_xml: &str,
+    file: Option<FilePart<'_>>,
+    reporter: &Reporter,
+    activity: &Activity,
+) -> Result<Body> {
     let boundary = boundary();
     let mut head = format!(
         "--{boundary}\r\nContent-Disposition: form-data; name=\"request_payload\"\r\nContent-Type: text/xml\r\n\r\n{payload_xml}\r\n"
@@ -227,6 +238,7 @@ pub fn body(payload_xml: &str, file: Option<FilePart<'_>>, reporter: &Reporter) 
         file.offset,
         file.len,
         reporter.clone(),
+        activity.clone(),
     );
     let stream = stream::once(async move { Ok::<_, std::io::Error>(Bytes::from(head)) })
         .chain(pieces)
