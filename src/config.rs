@@ -4,7 +4,7 @@
 //! read only when publishing starts. Secrets are never printed: [`Secret`]'s `Debug` is redacted.
 
 use std::fmt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -197,6 +197,8 @@ pub struct Config {
     pub session_max_age: Option<Duration>,
     /// Retrying, re-authenticating and recovering.
     pub retry: RetrySettings,
+    /// CA certificates trusted in addition to the system's (from `tls_ca_file`).
+    pub tls_ca: Vec<reqwest::Certificate>,
 }
 
 /// Limits on retrying, re-authenticating and recovering (the `"retry"` object).
@@ -260,6 +262,7 @@ struct RawConfig {
     session_max_age_secs: Option<u64>,
     #[serde(default)]
     retry: RetrySettings,
+    tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Deserialize)]
@@ -396,6 +399,10 @@ impl Config {
         if raw.retry.max_attempts == 0 {
             return Err(Error::config("\"retry.max_attempts\" must be at least 1"));
         }
+        let tls_ca = match &raw.tls_ca_file {
+            Some(path) => read_ca_file(path)?,
+            None => Vec::new(),
+        };
         Ok(Config {
             server_url,
             site: raw.site,
@@ -414,6 +421,7 @@ impl Config {
             single_request_max_bytes,
             session_max_age,
             retry: raw.retry,
+            tls_ca,
         })
     }
 }
@@ -449,6 +457,29 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// The certificates of a PEM file named by `tls_ca_file`: at least one.
+fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
+    let pem = std::fs::read(path).map_err(|e| {
+        Error::config(format!(
+            "\"tls_ca_file\" {}: cannot read it ({e})",
+            path.display()
+        ))
+    })?;
+    let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+        Error::config(format!(
+            "\"tls_ca_file\" {} is not a PEM file of certificates ({e})",
+            path.display()
+        ))
+    })?;
+    if certs.is_empty() {
+        return Err(Error::config(format!(
+            "\"tls_ca_file\" {} holds no certificate; it should contain -----BEGIN CERTIFICATE----- blocks (the CA that issued the server's certificate)",
+            path.display()
+        )));
+    }
+    Ok(certs)
 }
 
 fn validate_server_url(url: &str, allow_insecure_http: bool) -> Result<String> {

@@ -819,3 +819,68 @@ fn preflight_fails_fast_without_data_or_a_held_session() {
     let mut again = Publisher::new(&env.config(json!({}))).unwrap();
     assert_eq!(again.preflight().unwrap_err().kind(), ErrorKind::Conflict);
 }
+
+fn tls_fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fixtures/tls")
+        .join(name)
+}
+
+#[test]
+fn publishes_over_https_to_a_server_whose_certificate_comes_from_a_private_ca() {
+    let env = Env::with(EmuConfig {
+        tls: Some(tableau_emulator::TlsFiles {
+            cert_chain: tls_fixture("server.pem"),
+            key: tls_fixture("server.key"),
+        }),
+        ..EmuConfig::default()
+    });
+    assert!(env.emu.url().starts_with("https://"));
+    let data = extract(300_000, 49);
+
+    // Not trusted by the system: refused at once (no retries), naming the fix; nothing sent.
+    let started = std::time::Instant::now();
+    let err = publish(&env.config(json!({})), &data).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    assert!(err.message().contains("not trusted"), "{err}");
+    assert!(err.message().contains("\"tls_ca_file\""), "{err}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "not retried"
+    );
+    assert!(env.requests().is_empty(), "no request got through");
+    assert_eq!(
+        env.manifests().len(),
+        1,
+        "the data is kept to publish later"
+    );
+
+    // With the organisation's CA: published byte-exact over TLS.
+    let r = publish(
+        &env.config(json!({"tls_ca_file": tls_fixture("ca.pem")})),
+        &data,
+    )
+    .unwrap();
+    assert_eq!(r.sha256, sha256_hex(&data));
+    assert_eq!(env.datasource("Sales").sha256, r.sha256);
+}
+
+#[test]
+fn a_bad_tls_ca_file_is_a_config_error_at_init() {
+    let env = Env::start();
+    let missing = Publisher::new(&env.config(json!({"tls_ca_file": "/nonexistent/ca.pem"})))
+        .err()
+        .unwrap();
+    assert_eq!(missing.kind(), ErrorKind::Config);
+    assert!(missing.message().contains("cannot read"), "{missing}");
+    // A key is not a certificate.
+    let not_certs = Publisher::new(&env.config(json!({"tls_ca_file": tls_fixture("server.key")})))
+        .err()
+        .unwrap();
+    assert_eq!(not_certs.kind(), ErrorKind::Config);
+    assert!(
+        not_certs.message().contains("no certificate"),
+        "{not_certs}"
+    );
+    assert!(env.requests().is_empty());
+}

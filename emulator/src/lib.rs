@@ -61,6 +61,17 @@ pub struct Config {
     /// When true an upload session can only be used with the auth session that created it
     /// (after a re-sign-in it answers 404). Default false.
     pub bind_upload_sessions_to_auth: bool,
+    /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The PEM files of an HTTPS emulator.
+#[derive(Clone, Debug)]
+pub struct TlsFiles {
+    /// The server's certificate, then any intermediates.
+    pub cert_chain: PathBuf,
+    /// The server's private key (PKCS#8, SEC1 or PKCS#1).
+    pub key: PathBuf,
 }
 
 impl Default for Config {
@@ -80,6 +91,7 @@ impl Default for Config {
             expired_token_code: "401000".to_owned(),
             async_publish_status: 202,
             bind_upload_sessions_to_auth: false,
+            tls: None,
         }
     }
 }
@@ -388,6 +400,8 @@ impl Emulator {
                 ),
             ));
         }
+        let tls = config.tls.as_ref().map(server::tls_acceptor).transpose()?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
         let shared = Arc::new(state::Shared::new(config.clone(), data_dir));
         let listener = std::net::TcpListener::bind(config.listen)?;
         listener.set_nonblocking(true)?;
@@ -397,7 +411,7 @@ impl Emulator {
         let sh = shared.clone();
         let thread = std::thread::Builder::new()
             .name("tableau-emulator".to_owned())
-            .spawn(move || server::run(sh, listener, stop_rx, ready_tx))?;
+            .spawn(move || server::run(sh, listener, tls, stop_rx, ready_tx))?;
         match ready_rx.recv() {
             Ok(Ok(())) => {}
             Ok(Err(e)) => {
@@ -413,14 +427,14 @@ impl Emulator {
         }
         Ok(Emulator {
             shared,
-            url: format!("http://{addr}"),
+            url: format!("{scheme}://{addr}"),
             stop: Some(stop_tx),
             thread: Some(thread),
             _tempdir: tempdir,
         })
     }
 
-    /// `http://127.0.0.1:PORT` (no trailing slash).
+    /// `http://127.0.0.1:PORT` (`https://` with [`Config::tls`]; no trailing slash).
     pub fn url(&self) -> String {
         self.url.clone()
     }

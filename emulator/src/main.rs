@@ -54,6 +54,12 @@ struct Args {
     /// Count uploads without hashing or storing them (benchmarks; data sources report an empty sha256).
     #[arg(long)]
     discard_data: bool,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
     /// Exit when standard input reaches end of file.
     #[arg(long)]
     exit_on_stdin_eof: bool,
@@ -103,6 +109,12 @@ fn main() {
     }
     cfg.bind_upload_sessions_to_auth = args.bind_upload_sessions_to_auth;
     cfg.discard_data = args.discard_data;
+    if let (Some(cert_chain), Some(key)) = (&args.tls_cert, &args.tls_key) {
+        cfg.tls = Some(tableau_emulator::TlsFiles {
+            cert_chain: cert_chain.clone(),
+            key: key.clone(),
+        });
+    }
 
     let emu = match Emulator::start(cfg) {
         Ok(e) => e,

@@ -108,6 +108,7 @@ const PRODUCT_BUILD: &str = "20251.25.0312.1200";
 pub(crate) fn run(
     shared: Arc<Shared>,
     listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: tokio::sync::oneshot::Receiver<()>,
     ready: std::sync::mpsc::Sender<std::io::Result<()>>,
 ) {
@@ -141,7 +142,20 @@ pub(crate) fn run(
                     Ok((stream, _)) => {
                         let _ = stream.set_nodelay(true);
                         connections += 1;
-                        tokio::spawn(serve_connection(shared.clone(), stream, connections));
+                        let (shared, number) = (shared.clone(), connections);
+                        match tls.clone() {
+                            None => {
+                                tokio::spawn(serve_connection(shared, stream, number));
+                            }
+                            Some(acceptor) => {
+                                tokio::spawn(async move {
+                                    // A failed handshake (e.g. an untrusting client) just ends here.
+                                    if let Ok(stream) = acceptor.accept(stream).await {
+                                        serve_connection(shared, stream, number).await;
+                                    }
+                                });
+                            }
+                        }
                     }
                     Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
                 },
@@ -151,8 +165,34 @@ pub(crate) fn run(
     rt.shutdown_timeout(Duration::from_secs(2));
 }
 
-/// Serves one TCP connection; `connection` numbers it (1, 2, … in accept order) in the log.
-async fn serve_connection(shared: Arc<Shared>, stream: tokio::net::TcpStream, connection: u64) {
+/// The TLS side of an HTTPS emulator, from PEM files.
+pub(crate) fn tls_acceptor(files: &crate::TlsFiles) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+    use tokio_rustls::rustls::pki_types::pem::PemObject;
+    use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use tokio_rustls::rustls::{crypto::ring, ServerConfig};
+    let invalid = |what: &str, e: &dyn std::fmt::Display| {
+        std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{what}: {e}"))
+    };
+    let chain = std::fs::read(&files.cert_chain)?;
+    let certs = CertificateDer::pem_slice_iter(&chain)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| invalid("TLS certificate file", &e))?;
+    let key = PrivateKeyDer::from_pem_slice(&std::fs::read(&files.key)?)
+        .map_err(|e| invalid("TLS key file", &e))?;
+    let config = ServerConfig::builder_with_provider(Arc::new(ring::default_provider()))
+        .with_safe_default_protocol_versions()
+        .map_err(|e| invalid("TLS set-up", &e))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| invalid("TLS certificate and key", &e))?;
+    Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+}
+
+/// Serves one connection; `connection` numbers it (1, 2, … in accept order) in the log.
+async fn serve_connection<S>(shared: Arc<Shared>, stream: S, connection: u64)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
     let svc = hyper::service::service_fn(move |req| handle(shared.clone(), connection, req));
     let _ = hyper::server::conn::http1::Builder::new()
         .timer(TokioTimer::new())

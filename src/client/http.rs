@@ -51,7 +51,12 @@ pub struct Http {
 
 impl Http {
     /// A client for `base` (e.g. `https://tableau.example.com`).
-    pub fn new(base: &str, timeout: Duration) -> Result<Http> {
+    /// `extra_roots` are trusted in addition to the system's certificate authorities.
+    pub fn new(
+        base: &str,
+        timeout: Duration,
+        extra_roots: &[reqwest::Certificate],
+    ) -> Result<Http> {
         let mut builder = Client::builder()
             .user_agent(concat!("tableau-publisher/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
@@ -59,6 +64,9 @@ impl Http {
             .tcp_nodelay(true);
         if reqwest::Url::parse(base).is_ok_and(|u| crate::config::is_loopback(&u)) {
             builder = builder.no_proxy();
+        }
+        for root in extra_roots {
+            builder = builder.add_root_certificate(root.clone());
         }
         let client = builder.build().map_err(|e| {
             Error::new(
@@ -154,6 +162,16 @@ impl Http {
                     CONNECT_TIMEOUT.as_secs()
                 ),
             )
+        } else if cause.contains("invalid peer certificate") {
+            // Permanent until the configuration changes: not retried.
+            Error::new(
+                ErrorKind::Config,
+                format!(
+                    "{what}: the TLS certificate of {} is not trusted ({cause}); if it was issued by your organisation's own certificate authority, set \"tls_ca_file\" to that CA's certificate (PEM); check that server_url names the host the certificate was issued for",
+                    self.base
+                ),
+            )
+            .mark_not_sent()
         } else if e.is_connect() {
             Error::new(
                 ErrorKind::Network,
