@@ -199,6 +199,48 @@ pub struct Config {
     pub retry: RetrySettings,
     /// CA certificates trusted in addition to the system's (from `tls_ca_file`).
     pub tls_ca: Vec<reqwest::Certificate>,
+    /// The HTTP(S) proxy to reach the server through, if any.
+    pub proxy: Option<ProxySettings>,
+}
+
+/// An HTTP(S) proxy (`proxy` in the configuration).
+#[derive(Clone, Debug)]
+pub struct ProxySettings {
+    /// `http://host:port` or `https://host:port`, without credentials.
+    pub url: String,
+    /// User name and password for the proxy (Basic), if it asks for them.
+    pub credentials: Option<(String, SecretSource)>,
+}
+
+/// How to reach the server besides its URL: extra trusted CAs and the proxy.
+pub struct Route {
+    /// Trusted in addition to the system's certificate authorities.
+    pub extra_roots: Vec<reqwest::Certificate>,
+    /// Every request goes through this proxy (also to a loopback server).
+    pub proxy: Option<reqwest::Proxy>,
+}
+
+impl Config {
+    /// The route to the server, reading the proxy password from the environment now if it is
+    /// configured that way.
+    pub fn route(&self) -> Result<Route> {
+        let proxy = match &self.proxy {
+            None => None,
+            Some(p) => {
+                let mut proxy = reqwest::Proxy::all(&p.url).map_err(|e| {
+                    Error::config(format!("\"proxy.url\" {} is not usable ({e})", p.url))
+                })?;
+                if let Some((user, password)) = &p.credentials {
+                    proxy = proxy.basic_auth(user, password.resolve()?.expose());
+                }
+                Some(proxy)
+            }
+        };
+        Ok(Route {
+            extra_roots: self.tls_ca.clone(),
+            proxy,
+        })
+    }
 }
 
 /// Limits on retrying, re-authenticating and recovering (the `"retry"` object).
@@ -263,6 +305,16 @@ struct RawConfig {
     #[serde(default)]
     retry: RetrySettings,
     tls_ca_file: Option<PathBuf>,
+    proxy: Option<RawProxy>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawProxy {
+    url: String,
+    username: Option<String>,
+    password: Option<String>,
+    password_env: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -403,6 +455,7 @@ impl Config {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
+        let proxy = raw.proxy.map(parse_proxy).transpose()?;
         Ok(Config {
             server_url,
             site: raw.site,
@@ -422,6 +475,7 @@ impl Config {
             session_max_age,
             retry: raw.retry,
             tls_ca,
+            proxy,
         })
     }
 }
@@ -457,6 +511,57 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
         Some(url::Host::Ipv6(ip)) => ip.is_loopback(),
         None => false,
     }
+}
+
+/// Checks the `proxy` object: an http(s) URL without credentials in it, and a user name with
+/// exactly one of `password` / `password_env`, or neither.
+fn parse_proxy(raw: RawProxy) -> Result<ProxySettings> {
+    let url = url::Url::parse(&raw.url).map_err(|e| {
+        Error::config(format!(
+            "\"proxy.url\" must look like \"http://proxy.example.com:3128\" ({e})"
+        ))
+    })?;
+    if !matches!(url.scheme(), "http" | "https") || url.host_str().is_none() {
+        return Err(Error::config(
+            "\"proxy.url\" must be an http:// or https:// URL with a host, like \"http://proxy.example.com:3128\"",
+        ));
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err(Error::config(
+            "\"proxy.url\" must not contain credentials: give \"proxy.username\" and \"proxy.password_env\" (or \"proxy.password\") instead",
+        ));
+    }
+    let password = match (raw.password, raw.password_env) {
+        (Some(_), Some(_)) => {
+            return Err(Error::config(
+                "give either \"proxy.password\" or \"proxy.password_env\", not both",
+            ))
+        }
+        (Some(p), None) if !p.is_empty() => Some(SecretSource::Inline(Secret::new(p))),
+        (None, Some(var)) if !var.is_empty() => Some(SecretSource::Env {
+            var,
+            field: "proxy.password_env",
+        }),
+        (None, None) => None,
+        _ => {
+            return Err(Error::config(
+                "\"proxy.password\" / \"proxy.password_env\" must not be empty",
+            ))
+        }
+    };
+    let credentials = match (raw.username, password) {
+        (Some(user), Some(password)) if !user.is_empty() => Some((user, password)),
+        (None, None) => None,
+        _ => {
+            return Err(Error::config(
+                "\"proxy.username\" and a password (\"proxy.password_env\" or \"proxy.password\") go together",
+            ))
+        }
+    };
+    Ok(ProxySettings {
+        url: raw.url,
+        credentials,
+    })
 }
 
 /// The certificates of a PEM file named by `tls_ca_file`: at least one.

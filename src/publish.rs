@@ -76,7 +76,7 @@ fn mode_name(mode: Mode) -> &'static str {
 /// A client for the configured server, version negotiated and signed in.
 async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
     reporter.phase(Phase::SigningIn);
-    let http = Http::new(&config.server_url, config.request_timeout, &config.tls_ca)?;
+    let http = Http::new(&config.server_url, config.request_timeout, config.route()?)?;
     let r = &config.retry;
     let policy = RetryPolicy {
         max_attempts: r.max_attempts,

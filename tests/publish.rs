@@ -884,3 +884,111 @@ fn a_bad_tls_ca_file_is_a_config_error_at_init() {
     );
     assert!(env.requests().is_empty());
 }
+
+#[test]
+fn publishes_through_a_proxy_that_wants_credentials_from_the_environment() {
+    let env = Env::start();
+    // "Basic " + base64("etl:proxy-pass-0123")
+    let proxy = common::proxy::TestProxy::start(Some("Basic ZXRsOnByb3h5LXBhc3MtMDEyMw=="));
+    let var = "TP_TEST_PROXY_PASSWORD";
+    let with_proxy = |password_env: &str| {
+        env.config(json!({"proxy": {
+            "url": proxy.url, "username": "etl", "password_env": password_env
+        }}))
+    };
+    let data = extract(200_000, 50);
+    // SAFETY: this variable is used by no other test.
+    unsafe { std::env::set_var(var, "proxy-pass-0123") };
+    let r = publish(&with_proxy(var), &data).unwrap();
+    assert_eq!(env.datasource("Sales").sha256, r.sha256);
+    let seen = proxy.seen();
+    assert!(!seen.is_empty(), "the requests went through the proxy");
+    assert!(
+        seen.iter().all(|s| s.first_line.contains(&env.emu.url())),
+        "even to a loopback server, when a proxy is configured: {seen:?}"
+    );
+
+    // Wrong password: the proxy's refusal is named, and the password is not in the message.
+    let wrong = "TP_TEST_PROXY_PASSWORD_WRONG";
+    // SAFETY: this variable is used by no other test.
+    unsafe { std::env::set_var(wrong, "not-the-proxy-pass") };
+    let err = publish(&with_proxy(wrong), &data).unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.message().contains("proxy"), "{err}");
+    assert!(!err.message().contains("not-the-proxy-pass"), "{err}");
+}
+
+#[test]
+fn publishes_over_https_through_a_proxy_tunnel() {
+    let env = Env::with(EmuConfig {
+        tls: Some(tableau_emulator::TlsFiles {
+            cert_chain: tls_fixture("server.pem"),
+            key: tls_fixture("server.key"),
+        }),
+        ..EmuConfig::default()
+    });
+    let proxy = common::proxy::TestProxy::start(None);
+    let data = extract(200_000, 51);
+    let r = publish(
+        &env.config(json!({
+            "tls_ca_file": tls_fixture("ca.pem"),
+            "proxy": {"url": proxy.url}
+        })),
+        &data,
+    )
+    .unwrap();
+    assert_eq!(env.datasource("Sales").sha256, r.sha256);
+    let host = env.emu.url().trim_start_matches("https://").to_owned();
+    let seen = proxy.seen();
+    assert!(
+        !seen.is_empty()
+            && seen
+                .iter()
+                .all(|s| s.first_line == format!("CONNECT {host} HTTP/1.1")),
+        "{seen:?}"
+    );
+
+    // A proxy that wants credentials refuses the tunnel: an Auth error naming the proxy.
+    let strict = common::proxy::TestProxy::start(Some("Basic ZXRsOnBhc3M="));
+    let err = publish(
+        &env.config(json!({
+            "tls_ca_file": tls_fixture("ca.pem"),
+            "proxy": {"url": strict.url}
+        })),
+        &data,
+    )
+    .unwrap_err();
+    assert_eq!(err.kind(), ErrorKind::Auth, "{err}");
+    assert!(err.message().contains("proxy.username"), "{err}");
+    assert_eq!(strict.seen().len(), 1, "not retried");
+}
+
+#[test]
+fn proxy_settings_are_checked_at_init() {
+    let env = Env::start();
+    for (proxy, says) in [
+        (
+            json!({"url": "http://user:pw@proxy.example.com:3128"}),
+            "must not contain credentials",
+        ),
+        (
+            json!({"url": "socks5://proxy.example.com:1080"}),
+            "http:// or https://",
+        ),
+        (
+            json!({"url": "http://proxy.example.com:3128", "username": "etl"}),
+            "go together",
+        ),
+        (
+            json!({"url": "http://proxy.example.com:3128", "pasword": "x"}),
+            "pasword",
+        ),
+    ] {
+        let err = Publisher::new(&env.config(json!({ "proxy": proxy })))
+            .err()
+            .unwrap();
+        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        assert!(err.message().contains(says), "{says}: {err}");
+        assert!(!err.message().contains("pw@"), "{err}");
+    }
+}

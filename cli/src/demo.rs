@@ -71,7 +71,7 @@ pub fn run() -> Result<(), Error> {
         max_attempts: 1,
         ..RetryPolicy::default()
     };
-    let http = Http::new(&config.server_url, Duration::from_secs(30), &config.tls_ca)?;
+    let http = Http::new(&config.server_url, Duration::from_secs(30), config.route()?)?;
     let mut early = Api::new(http, &config.site, &config.auth, naive, 0);
     runtime.block_on(async {
         early.negotiate_version().await?;

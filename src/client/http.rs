@@ -8,6 +8,7 @@ use reqwest::{Client, Method, RequestBuilder, StatusCode};
 
 use super::activity::{self, Activity};
 use super::xml::{self, Element, TableauError};
+use crate::config::Route;
 use crate::error::{Error, ErrorKind, Result};
 
 /// A successful response with its body read.
@@ -37,6 +38,9 @@ impl Response {
     }
 }
 
+/// What to do when the proxy answers 407.
+const PROXY_REFUSED: &str = "the proxy wants credentials: check \"proxy.username\" and \"proxy.password_env\" (or \"proxy.password\")";
+
 /// Longest wait for a TCP (and TLS) connection to the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -50,23 +54,23 @@ pub struct Http {
 }
 
 impl Http {
-    /// A client for `base` (e.g. `https://tableau.example.com`).
-    /// `extra_roots` are trusted in addition to the system's certificate authorities.
-    pub fn new(
-        base: &str,
-        timeout: Duration,
-        extra_roots: &[reqwest::Certificate],
-    ) -> Result<Http> {
+    /// A client for `base` (e.g. `https://tableau.example.com`), reached by `route` (extra
+    /// trusted certificate authorities, a proxy).
+    pub fn new(base: &str, timeout: Duration, route: Route) -> Result<Http> {
         let mut builder = Client::builder()
             .user_agent(concat!("tableau-publisher/", env!("CARGO_PKG_VERSION")))
             .connect_timeout(CONNECT_TIMEOUT)
             .pool_max_idle_per_host(2)
             .tcp_nodelay(true);
-        if reqwest::Url::parse(base).is_ok_and(|u| crate::config::is_loopback(&u)) {
-            builder = builder.no_proxy();
+        match route.proxy {
+            Some(proxy) => builder = builder.proxy(proxy),
+            None if reqwest::Url::parse(base).is_ok_and(|u| crate::config::is_loopback(&u)) => {
+                builder = builder.no_proxy();
+            }
+            None => {}
         }
-        for root in extra_roots {
-            builder = builder.add_root_certificate(root.clone());
+        for root in route.extra_roots {
+            builder = builder.add_root_certificate(root);
         }
         let client = builder.build().map_err(|e| {
             Error::new(
@@ -162,6 +166,15 @@ impl Http {
                     CONNECT_TIMEOUT.as_secs()
                 ),
             )
+        } else if cause.contains("proxy authorization required") {
+            Error::new(
+                ErrorKind::Auth,
+                format!(
+                    "{what}: the proxy refused to connect to {} ({cause}); {PROXY_REFUSED}",
+                    self.base
+                ),
+            )
+            .mark_not_sent()
         } else if cause.contains("invalid peer certificate") {
             // Permanent until the configuration changes: not retried.
             Error::new(
@@ -236,6 +249,7 @@ fn classify(status: StatusCode, code: &str) -> (ErrorKind, &'static str) {
             ),
             404 => (ErrorKind::NotFound, "check the site, project and data source names"),
             405 => (ErrorKind::Server, "the server does not support this call at this API version"),
+            407 => (ErrorKind::Auth, PROXY_REFUSED),
             409 => (ErrorKind::Conflict, "the request conflicts with what is on the server"),
             413 => (ErrorKind::Server, "the request is too large for the server; lower \"chunk_size_bytes\""),
             429 => (

@@ -7,6 +7,8 @@ use tableau_emulator::{
 };
 use tableau_publisher::{Error, PublishResult, Publisher};
 
+pub mod proxy;
+
 pub const MIB: usize = 1024 * 1024;
 
 /// A running emulator and a private spool directory.
