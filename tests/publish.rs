@@ -826,15 +826,20 @@ fn tls_fixture(name: &str) -> std::path::PathBuf {
         .join(name)
 }
 
-#[test]
-fn publishes_over_https_to_a_server_whose_certificate_comes_from_a_private_ca() {
-    let env = Env::with(EmuConfig {
+/// An emulator serving HTTPS with a certificate from the test CA (`tls_fixture("ca.pem")`).
+fn https_env() -> Env {
+    Env::with(EmuConfig {
         tls: Some(tableau_emulator::TlsFiles {
             cert_chain: tls_fixture("server.pem"),
             key: tls_fixture("server.key"),
         }),
         ..EmuConfig::default()
-    });
+    })
+}
+
+#[test]
+fn publishes_over_https_to_a_server_whose_certificate_comes_from_a_private_ca() {
+    let env = https_env();
     assert!(env.emu.url().starts_with("https://"));
     let data = extract(300_000, 49);
 
@@ -920,13 +925,7 @@ fn publishes_through_a_proxy_that_wants_credentials_from_the_environment() {
 
 #[test]
 fn publishes_over_https_through_a_proxy_tunnel() {
-    let env = Env::with(EmuConfig {
-        tls: Some(tableau_emulator::TlsFiles {
-            cert_chain: tls_fixture("server.pem"),
-            key: tls_fixture("server.key"),
-        }),
-        ..EmuConfig::default()
-    });
+    let env = https_env();
     let proxy = common::proxy::TestProxy::start(None);
     let data = extract(200_000, 51);
     let r = publish(
