@@ -1,6 +1,6 @@
 //! The REST calls the publisher makes, with the session they need.
 //!
-//! Every call goes through [`Api::call`]: it signs in again when Tableau says the session
+//! Every call goes through `Api::call`: it signs in again when Tableau says the session
 //! ended (`401000`/`401002`) and re-sends, retries what is safe to retry (see [`retry`]), and
 //! records the server's clock. Methods take `&self`; the session lives in cells because the
 //! publish runs on one thread and never holds a borrow across an await.

@@ -1,5 +1,5 @@
 //! The C ABI: every `#[no_mangle]` export, and nothing but the translation between C and
-//! [`Publisher`](crate::Publisher). Each body runs inside [`boundary::ffi_boundary`].
+//! [`Publisher`]. Each body runs inside `boundary::ffi_boundary`.
 #![deny(missing_docs)]
 #![allow(clippy::missing_safety_doc)]
 
