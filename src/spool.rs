@@ -48,15 +48,22 @@ pub struct Spool {
     state: State,
     len: u64,
     head: Vec<u8>,
-    sha256: Option<String>,
-    /// The SHA-256 being computed in the background: while the host feeds, or from
-    /// `tp_feed_file` on for the host's own file. None for a resumed spool (its digest is
-    /// known) or if no thread could be started (the digest is then read when needed).
-    background: Option<Arc<BackgroundHash>>,
+    digest: DigestSource,
     /// Bytes the background hash was last told are on disk.
     hash_notified: u64,
     /// The thread deleting the published spool; joined when the spool is dropped.
     removal: Option<JoinHandle<()>>,
+}
+
+/// Where the SHA-256 of the spooled bytes comes from.
+#[derive(Clone, Debug)]
+pub enum DigestSource {
+    /// Known already (a resumed spool, checked when adopted).
+    Known(String),
+    /// Computed on a background thread: while the host feeds, or from `tp_feed_file` on.
+    Background(Arc<BackgroundHash>),
+    /// Read from the file when asked for (no thread could be started).
+    Unknown,
 }
 
 /// What was spooled, once sealed.
@@ -66,11 +73,8 @@ pub struct Sealed {
     pub path: PathBuf,
     /// How many bytes.
     pub len: u64,
-    /// SHA-256 of the bytes, lowercase hex, when already known (a resumed spool).
-    pub sha256: Option<String>,
-    /// The SHA-256 being computed in the background (while the host feeds, or during the
-    /// publish of the host's own file), if any.
-    pub background: Option<Arc<BackgroundHash>>,
+    /// Where the SHA-256 of the bytes comes from; see [`Sealed::digest`].
+    pub digest: DigestSource,
     /// The first bytes, for recognising the file type.
     pub head: Vec<u8>,
 }
@@ -84,8 +88,7 @@ impl Spool {
             state: State::Empty,
             len: 0,
             head: Vec::with_capacity(SNIFF_LEN),
-            sha256: None,
-            background: None,
+            digest: DigestSource::Unknown,
             hash_notified: 0,
             removal: None,
         }
@@ -109,8 +112,7 @@ impl Spool {
             state: State::Kept(path.to_path_buf()),
             len,
             head,
-            sha256: Some(actual),
-            background: None,
+            digest: DigestSource::Known(actual),
             hash_notified: 0,
             removal: None,
         })
@@ -132,21 +134,16 @@ impl Spool {
             .take(SNIFF_LEN as u64)
             .read_to_end(&mut head)
             .map_err(|e| Error::io(&format!("cannot read {}", path.display()), &e))?;
-        // Without a second handle or a thread, the digest is computed when it is needed.
-        let background = File::open(path)
-            .and_then(BackgroundHash::start)
-            .ok()
-            .map(|hash| {
-                hash.complete(len);
-                Arc::new(hash)
-            });
+        let digest = start_hash(File::open(path));
+        if let DigestSource::Background(hash) = &digest {
+            hash.complete(len);
+        }
         Ok(Spool {
             dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
             state: State::External(path.to_path_buf()),
             len,
             head,
-            sha256: None,
-            background,
+            digest,
             hash_notified: len,
             removal: None,
         })
@@ -186,12 +183,7 @@ impl Spool {
                     )
                     .with_suffix("; set \"spool_dir\" to a writable directory with enough space")
                 })?;
-            // Without a second handle or a thread, the upload hashes the bytes instead.
-            self.background = file
-                .reopen()
-                .and_then(BackgroundHash::start)
-                .ok()
-                .map(Arc::new);
+            self.digest = start_hash(file.reopen());
             self.state = State::Writing(BufWriter::with_capacity(WRITE_BUFFER, file));
         }
         let State::Writing(w) = &mut self.state else {
@@ -212,7 +204,7 @@ impl Spool {
             self.head.extend_from_slice(&data[..take]);
         }
         self.len += data.len() as u64;
-        if let Some(hash) = &self.background {
+        if let DigestSource::Background(hash) = &self.digest {
             let on_disk = self.len - w.buffer().len() as u64;
             if on_disk >= self.hash_notified + HASH_NOTIFY_EVERY {
                 hash.written(on_disk);
@@ -232,7 +224,7 @@ impl Spool {
                 Error::io("cannot flush the spool file", e.error())
                     .with_suffix(" (is the disk full?)")
             })?;
-            if let Some(hash) = &self.background {
+            if let DigestSource::Background(hash) = &self.digest {
                 hash.complete(self.len);
             }
             self.state = State::Sealed(file.into_temp_path());
@@ -262,8 +254,7 @@ impl Spool {
         Ok(Sealed {
             path,
             len: self.len,
-            sha256: self.sha256.clone(),
-            background: self.background.clone(),
+            digest: self.digest.clone(),
             head: self.head.clone(),
         })
     }
@@ -338,6 +329,15 @@ impl Drop for Spool {
     }
 }
 
+/// A background hash over `file` (a second handle on the spool), or `Unknown` when there is no
+/// handle or no thread: the digest is then read from the file when it is needed.
+fn start_hash(file: std::io::Result<File>) -> DigestSource {
+    match file.and_then(BackgroundHash::start) {
+        Ok(hash) => DigestSource::Background(Arc::new(hash)),
+        Err(_) => DigestSource::Unknown,
+    }
+}
+
 /// Renames `path` to mark it as garbage, then deletes it on a thread (here if none starts).
 fn remove_in_background(path: PathBuf) -> Option<JoinHandle<()>> {
     let mut marked = path.clone().into_os_string();
@@ -384,10 +384,10 @@ impl Sealed {
     /// The SHA-256 of the bytes: the known one, the background one (waiting for it if it is
     /// still behind), or computed now by reading the file.
     pub fn digest(&self) -> Result<String> {
-        match (&self.sha256, &self.background) {
-            (Some(s), _) => Ok(s.clone()),
-            (None, Some(hash)) => hash.wait(),
-            (None, None) => digest_file(&self.path).map(|(_, sha, _)| sha),
+        match &self.digest {
+            DigestSource::Known(s) => Ok(s.clone()),
+            DigestSource::Background(hash) => hash.wait(),
+            DigestSource::Unknown => digest_file(&self.path).map(|(_, sha, _)| sha),
         }
     }
 }
