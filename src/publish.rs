@@ -13,7 +13,7 @@ use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::client::api::{Filter, PublishParams};
-use crate::client::multipart::{read_ahead, FilePart};
+use crate::client::multipart::FilePart;
 use crate::client::retry::{self, RetryPolicy};
 use crate::client::xml::{Datasource, Published};
 use crate::client::{http::Http, Api};
@@ -328,10 +328,6 @@ impl Publish<'_> {
             let mut failure = None;
             while offset < sealed.len {
                 let len = chunk.min(sealed.len - offset);
-                let next = offset + len;
-                if next < sealed.len {
-                    read_ahead(&sealed.path, next, chunk.min(sealed.len - next));
-                }
                 match api.append(&session, &sealed.path, offset, len).await {
                     Ok(_) => {
                         offset += len;

@@ -51,13 +51,6 @@ fn boundary() -> String {
     format!("tp-{:016x}{:016x}", fastrand::u64(..), fastrand::u64(..))
 }
 
-/// Asks the kernel to start reading a range we will send next (no-op where unsupported).
-pub fn read_ahead(path: &Path, offset: u64, len: u64) {
-    if let Ok(f) = File::open(path) {
-        advise_will_need(&f, offset, len);
-    }
-}
-
 /// `posix_fadvise(WILLNEED)`: the kernel reads the range into the page cache in the background.
 fn advise_will_need(file: &File, offset: u64, len: u64) {
     #[cfg(target_os = "linux")]
@@ -119,8 +112,10 @@ impl Drop for Pooled {
 /// The file's bytes from `offset`, `len` of them, a piece per poll, each reported as it is
 /// handed to the connection; fails the body if the host cancels or the file is short.
 ///
-/// Reading on the socket's thread keeps each piece in the CPU cache between the two copies;
-/// the disk is kept busy by the kernel's read-ahead (asked for the whole range up front).
+/// Reading on the socket's thread keeps each piece in the CPU cache between the two copies.
+/// The disk is kept busy by the kernel's read-ahead, asked up front for this range and the
+/// next one of the same length (the next chunk of an upload), so the next chunk comes off the
+/// disk while this one is on the wire.
 fn file_pieces(
     file: File,
     path: PathBuf,
@@ -129,7 +124,7 @@ fn file_pieces(
     reporter: Reporter,
     activity: Activity,
 ) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> + Send + 'static {
-    advise_will_need(&file, offset, len);
+    advise_will_need(&file, offset, len.saturating_mul(2));
     let reading = Reading {
         file,
         path,
