@@ -305,16 +305,7 @@ struct RawConfig {
     #[serde(default)]
     retry: RetrySettings,
     tls_ca_file: Option<PathBuf>,
-    proxy: Option<RawProxy>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawProxy {
-    url: String,
-    username: Option<String>,
-    password: Option<String>,
-    password_env: Option<String>,
+    proxy: Option<Object>,
 }
 
 #[derive(Deserialize)]
@@ -455,7 +446,7 @@ impl Config {
             Some(path) => read_ca_file(path)?,
             None => Vec::new(),
         };
-        let proxy = raw.proxy.map(parse_proxy).transpose()?;
+        let proxy = raw.proxy.as_ref().map(parse_proxy).transpose()?;
         Ok(Config {
             server_url,
             site: raw.site,
@@ -514,9 +505,16 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// Checks the `proxy` object: an http(s) URL without credentials in it, and a user name with
-/// exactly one of `password` / `password_env`, or neither.
-fn parse_proxy(raw: RawProxy) -> Result<ProxySettings> {
-    let url = url::Url::parse(&raw.url).map_err(|e| {
+/// a password (`password` or `password_env`), or neither.
+fn parse_proxy(obj: &Object) -> Result<ProxySettings> {
+    reject_unknown(
+        obj,
+        "proxy",
+        &["url", "username", "password", "password_env"],
+        "",
+    )?;
+    let raw_url = plain_field(obj, "proxy", "url")?;
+    let url = url::Url::parse(&raw_url).map_err(|e| {
         Error::config(format!(
             "\"proxy.url\" must look like \"http://proxy.example.com:3128\" ({e})"
         ))
@@ -531,27 +529,10 @@ fn parse_proxy(raw: RawProxy) -> Result<ProxySettings> {
             "\"proxy.url\" must not contain credentials: give \"proxy.username\" and \"proxy.password_env\" (or \"proxy.password\") instead",
         ));
     }
-    let password = match (raw.password, raw.password_env) {
-        (Some(_), Some(_)) => {
-            return Err(Error::config(
-                "give either \"proxy.password\" or \"proxy.password_env\", not both",
-            ))
-        }
-        (Some(p), None) if !p.is_empty() => Some(SecretSource::Inline(Secret::new(p))),
-        (None, Some(var)) if !var.is_empty() => Some(SecretSource::Env {
-            var,
-            field: "proxy.password_env",
-        }),
-        (None, None) => None,
-        _ => {
-            return Err(Error::config(
-                "\"proxy.password\" / \"proxy.password_env\" must not be empty",
-            ))
-        }
-    };
-    let credentials = match (raw.username, password) {
-        (Some(user), Some(password)) if !user.is_empty() => Some((user, password)),
-        (None, None) => None,
+    let password = secret_field(obj, "proxy", "password", "proxy.password_env")?;
+    let credentials = match (obj.contains_key("username"), password) {
+        (true, Some(password)) => Some((plain_field(obj, "proxy", "username")?, password)),
+        (false, None) => None,
         _ => {
             return Err(Error::config(
                 "\"proxy.username\" and a password (\"proxy.password_env\" or \"proxy.password\") go together",
@@ -559,7 +540,7 @@ fn parse_proxy(raw: RawProxy) -> Result<ProxySettings> {
         }
     };
     Ok(ProxySettings {
-        url: raw.url,
+        url: raw_url,
         credentials,
     })
 }
@@ -621,7 +602,7 @@ fn validate_server_url(url: &str, allow_insecure_http: bool) -> Result<String> {
     Ok(parsed.as_str().trim_end_matches('/').to_owned())
 }
 
-fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> {
+fn parse_auth(obj: &Object) -> Result<Auth> {
     let method = obj.get("method").and_then(|m| m.as_str()).ok_or_else(|| {
         Error::config("\"auth\" needs \"method\": \"pat\", \"connected_app\" or \"password\"")
     })?;
@@ -629,15 +610,15 @@ fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> 
         "pat" => (
             &["method", "token_name", "token_secret", "token_secret_env"][..],
             Auth::Pat {
-                token_name: plain_field(obj, "token_name")?,
-                token_secret: secret_field(obj, "token_secret", "auth.token_secret_env")?,
+                token_name: plain_field(obj, "auth", "token_name")?,
+                token_secret: auth_secret(obj, "token_secret", "auth.token_secret_env")?,
             },
         ),
         "password" => (
             &["method", "username", "password", "password_env"][..],
             Auth::Password {
-                username: plain_field(obj, "username")?,
-                password: secret_field(obj, "password", "auth.password_env")?,
+                username: plain_field(obj, "auth", "username")?,
+                password: auth_secret(obj, "password", "auth.password_env")?,
             },
         ),
         "connected_app" => (
@@ -651,10 +632,10 @@ fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> 
                 "scopes",
             ][..],
             Auth::ConnectedApp {
-                client_id: plain_field(obj, "client_id")?,
-                secret_id: plain_field(obj, "secret_id")?,
-                secret_value: secret_field(obj, "secret_value", "auth.secret_value_env")?,
-                username: plain_field(obj, "username")?,
+                client_id: plain_field(obj, "auth", "client_id")?,
+                secret_id: plain_field(obj, "auth", "secret_id")?,
+                secret_value: auth_secret(obj, "secret_value", "auth.secret_value_env")?,
+                username: plain_field(obj, "auth", "username")?,
                 scopes: match obj.get("scopes") {
                     None => PUBLISH_SCOPES.iter().map(|s| s.to_string()).collect(),
                     Some(serde_json::Value::Array(items)) if !items.is_empty() => items
@@ -676,48 +657,71 @@ fn parse_auth(obj: &serde_json::Map<String, serde_json::Value>) -> Result<Auth> 
             )))
         }
     };
-    if let Some(unknown) = obj.keys().find(|k| !allowed.contains(&k.as_str())) {
-        return Err(Error::config(format!(
-            "unknown key \"auth.{unknown}\" for method \"{method}\"; allowed: {}",
-            allowed.join(", ")
-        )));
-    }
+    reject_unknown(obj, "auth", allowed, &format!(" for method \"{method}\""))?;
     Ok(auth)
 }
 
-fn plain_field(obj: &serde_json::Map<String, serde_json::Value>, key: &str) -> Result<String> {
+type Object = serde_json::Map<String, serde_json::Value>;
+
+/// A non-empty string at `section.key`.
+fn plain_field(obj: &Object, section: &str, key: &str) -> Result<String> {
     match obj.get(key).and_then(|v| v.as_str()) {
         Some(s) if !s.is_empty() => Ok(s.to_owned()),
-        _ => Err(Error::config(format!("\"auth.{key}\" is missing or empty"))),
+        _ => Err(Error::config(format!(
+            "\"{section}.{key}\" is missing or empty"
+        ))),
     }
 }
 
+/// A secret given inline (`section.key`) or as the name of an environment variable
+/// (`section.key_env`, which is `env_field`); None when neither is given.
 fn secret_field(
-    obj: &serde_json::Map<String, serde_json::Value>,
+    obj: &Object,
+    section: &str,
     key: &str,
     env_field: &'static str,
-) -> Result<SecretSource> {
+) -> Result<Option<SecretSource>> {
     let env_key = format!("{key}_env");
     match (obj.get(key), obj.get(&env_key)) {
         (Some(_), Some(_)) => Err(Error::config(format!(
-            "give either \"auth.{key}\" or \"auth.{env_key}\", not both"
+            "give either \"{section}.{key}\" or \"{section}.{env_key}\", not both"
         ))),
         (Some(v), None) => match v.as_str() {
-            Some(s) if !s.is_empty() => Ok(SecretSource::Inline(Secret(s.to_owned()))),
-            _ => Err(Error::config(format!("\"auth.{key}\" must be a non-empty string"))),
-        },
-        (None, Some(v)) => match v.as_str() {
-            Some(s) if !s.is_empty() => Ok(SecretSource::Env {
-                var: s.to_owned(),
-                field: env_field,
-            }),
+            Some(s) if !s.is_empty() => Ok(Some(SecretSource::Inline(Secret(s.to_owned())))),
             _ => Err(Error::config(format!(
-                "\"auth.{env_key}\" must name an environment variable"
+                "\"{section}.{key}\" must be a non-empty string"
             ))),
         },
-        (None, None) => Err(Error::config(format!(
-            "\"auth\" needs \"{key}\" or \"{env_key}\" (the name of an environment variable holding it)"
+        (None, Some(v)) => match v.as_str() {
+            Some(s) if !s.is_empty() => Ok(Some(SecretSource::Env {
+                var: s.to_owned(),
+                field: env_field,
+            })),
+            _ => Err(Error::config(format!(
+                "\"{section}.{env_key}\" must name an environment variable"
+            ))),
+        },
+        (None, None) => Ok(None),
+    }
+}
+
+/// A secret `auth` must have.
+fn auth_secret(obj: &Object, key: &str, env_field: &'static str) -> Result<SecretSource> {
+    secret_field(obj, "auth", key, env_field)?.ok_or_else(|| {
+        Error::config(format!(
+            "\"auth\" needs \"{key}\" or \"{key}_env\" (the name of an environment variable holding it)"
+        ))
+    })
+}
+
+/// Refuses keys of `section` not in `allowed`.
+fn reject_unknown(obj: &Object, section: &str, allowed: &[&str], what: &str) -> Result<()> {
+    match obj.keys().find(|k| !allowed.contains(&k.as_str())) {
+        Some(unknown) => Err(Error::config(format!(
+            "unknown key \"{section}.{unknown}\"{what}; allowed: {}",
+            allowed.join(", ")
         ))),
+        None => Ok(()),
     }
 }
 
