@@ -190,12 +190,17 @@ async fn count(
         if size > limit {
             return Ok((size, true));
         }
-        if head.len() < HEAD_LEN {
-            let n = (HEAD_LEN - head.len()).min(chunk.len());
-            head.extend_from_slice(&chunk[..n]);
-        }
+        keep_head(head, &chunk);
     }
     Ok((size, false))
+}
+
+/// Adds the start of `chunk` to `head` until it holds the first `HEAD_LEN` bytes.
+fn keep_head(head: &mut Vec<u8>, chunk: &[u8]) {
+    if head.len() < HEAD_LEN {
+        let n = (HEAD_LEN - head.len()).min(chunk.len());
+        head.extend_from_slice(&chunk[..n]);
+    }
 }
 
 async fn drain(mp: &mut multer::Multipart<'static>) {
@@ -304,10 +309,7 @@ pub(crate) async fn read(
                     too_large = true;
                     break;
                 }
-                if hd.len() < HEAD_LEN {
-                    let n = (HEAD_LEN - hd.len()).min(chunk.len());
-                    hd.extend_from_slice(&chunk[..n]);
-                }
+                keep_head(&mut hd, &chunk);
                 if acc.is_empty() && chunk.len() >= WRITE_BUF {
                     if let Err(e) = w.send(chunk).await {
                         w.abort().await;

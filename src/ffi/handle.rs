@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use crate::publisher::Publisher;
 
 /// What `tp_last_error` says, and why a call gets `TP_ERR_STATE`, while the handle is in use.
-pub(crate) const BUSY: &std::ffi::CStr = c"the handle is in use by a call that has not returned (a call from inside its progress callback, or from another thread at the same time): make the call after that one returns";
+const BUSY: &std::ffi::CStr = c"the handle is in use by a call that has not returned (a call from inside its progress callback, or from another thread at the same time): make the call after that one returns";
 
 /// An opaque publisher handle: one configuration, one spool, one publish.
 /// Create with `tp_init`, release with `tp_free`. Use it from one thread at a time; a call
