@@ -159,13 +159,19 @@ def curl_appends(emu, token, site, session, pieces):
     return args
 
 
-def raw_upload(emu, path, workdir, chunk, name):
-    """curl sending the same chunks (split beforehand, untimed), then the commit."""
+def split_pieces(path, workdir, chunk):
+    """The file split into chunk-sized pieces on disk (untimed), written back like the other
+    uploaders' input, so no writeback runs during the timed upload. Returns (dir, paths)."""
     piece_dir = os.path.join(workdir, "pieces")
     os.makedirs(piece_dir, exist_ok=True)
     subprocess.run(["split", "-b", str(chunk), "-d", "-a", "4", path, os.path.join(piece_dir, "p")], check=True)
-    pieces = sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
-    os.sync()  # the split's writeback is not the upload's to pay for (like the other uploaders')
+    os.sync()
+    return piece_dir, sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
+
+
+def raw_upload(emu, path, workdir, chunk, name):
+    """curl sending the same chunks (split beforehand, untimed), then the commit."""
+    piece_dir, pieces = split_pieces(path, workdir, chunk)
     token, site = sign_in(emu)
     projects = emu.call("GET", f"/api/3.25/sites/{site}/projects?filter=name:eq:default", None, {"X-Tableau-Auth": token})
     project = projects.split('project id="')[1].split('"')[0]
@@ -187,10 +193,7 @@ def raw_upload(emu, path, workdir, chunk, name):
 
 def sink_rate(emu, path, workdir, chunk):
     """Two curl processes uploading half the chunks each at once: what the emulator absorbs."""
-    piece_dir = os.path.join(workdir, "pieces")
-    os.makedirs(piece_dir, exist_ok=True)
-    subprocess.run(["split", "-b", str(chunk), "-d", "-a", "4", path, os.path.join(piece_dir, "p")], check=True)
-    pieces = sorted(os.path.join(piece_dir, p) for p in os.listdir(piece_dir))
+    piece_dir, pieces = split_pieces(path, workdir, chunk)
     token, site = sign_in(emu)
     halves = [pieces[0::2], pieces[1::2]]
     cmds = [curl_appends(emu, token, site, raw_session(emu, token, site), h) for h in halves]
