@@ -873,21 +873,24 @@ fn publishes_over_https_to_a_server_whose_certificate_comes_from_a_private_ca() 
 #[test]
 fn a_bad_tls_ca_file_is_a_config_error_at_init() {
     let env = Env::start();
-    let missing = Publisher::new(&env.config(json!({"tls_ca_file": "/nonexistent/ca.pem"})))
-        .err()
-        .unwrap();
-    assert_eq!(missing.kind(), ErrorKind::Config);
+    let missing = init_error(&env, json!({"tls_ca_file": "/nonexistent/ca.pem"}));
     assert!(missing.message().contains("cannot read"), "{missing}");
     // A key is not a certificate.
-    let not_certs = Publisher::new(&env.config(json!({"tls_ca_file": tls_fixture("server.key")})))
-        .err()
-        .unwrap();
-    assert_eq!(not_certs.kind(), ErrorKind::Config);
+    let not_certs = init_error(&env, json!({"tls_ca_file": tls_fixture("server.key")}));
     assert!(
         not_certs.message().contains("no certificate"),
         "{not_certs}"
     );
     assert!(env.requests().is_empty());
+}
+
+/// The configuration error `tp_init` gives for the default config with `overrides`.
+fn init_error(env: &Env, overrides: serde_json::Value) -> tableau_publisher::Error {
+    let err = Publisher::new(&env.config(overrides))
+        .err()
+        .expect("tp_init refuses this config");
+    assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+    err
 }
 
 #[test]
@@ -983,10 +986,7 @@ fn proxy_settings_are_checked_at_init() {
             "pasword",
         ),
     ] {
-        let err = Publisher::new(&env.config(json!({ "proxy": proxy })))
-            .err()
-            .unwrap();
-        assert_eq!(err.kind(), ErrorKind::Config, "{err}");
+        let err = init_error(&env, json!({ "proxy": proxy }));
         assert!(err.message().contains(says), "{says}: {err}");
         assert!(!err.message().contains("pw@"), "{err}");
     }
