@@ -1,6 +1,7 @@
 // TableauPublisher.cs: thin C# wrapper over the tableau-publisher C ABI (include/tableau_publisher.h),
-// for .NET hosts (SSIS script tasks, ETL nodes). Plain C# 7; compiles with Mono's mcs, .NET
-// Framework and .NET 6+, no /unsafe needed. Loads libtableau_publisher.so / tableau_publisher.dll.
+// for .NET hosts (SSIS script tasks, ETL nodes). Plain C# 7 written for .NET Framework, .NET 6+
+// and Mono (compiled and tested with Mono's mcs only); no /unsafe needed. Loads
+// libtableau_publisher.so / tableau_publisher.dll.
 //
 //   using (var p = new TableauPublisher.Publisher(configJson))   // throws PublisherException
 //   {
