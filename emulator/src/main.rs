@@ -54,6 +54,10 @@ struct Args {
     /// Count uploads without hashing or storing them (benchmarks; data sources report an empty sha256).
     #[arg(long)]
     discard_data: bool,
+    /// Accept the entity &apos; in sign-in and publish payloads (by default they get 400, as
+    /// Tableau's publish endpoint is reported to answer).
+    #[arg(long)]
+    accept_apos_entity: bool,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -109,6 +113,7 @@ fn main() {
     }
     cfg.bind_upload_sessions_to_auth = args.bind_upload_sessions_to_auth;
     cfg.discard_data = args.discard_data;
+    cfg.accept_apos_entity = args.accept_apos_entity;
     if let (Some(cert_chain), Some(key)) = (&args.tls_cert, &args.tls_key) {
         cfg.tls = Some(tableau_emulator::TlsFiles {
             cert_chain: cert_chain.clone(),

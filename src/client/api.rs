@@ -10,7 +10,6 @@ use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
-use quick_xml::escape::escape;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_TYPE};
 use reqwest::{Method, RequestBuilder};
 
@@ -18,6 +17,7 @@ use super::http::{Http, Response};
 use super::multipart::{self, FilePart};
 use super::retry::{self, Retry, RetryPolicy};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
+use super::xml_attr;
 use crate::config::{parse_version, Auth};
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Reporter;
@@ -383,7 +383,7 @@ impl Api {
 
     /// Signs in (again), reading secrets from the environment now.
     pub async fn sign_in(&self) -> Result<()> {
-        let site_xml = escape(self.site.as_str());
+        let site_xml = xml_attr::escape("\"site\"", &self.site)?;
         let body = match &self.auth {
             Auth::Pat {
                 token_name,
@@ -392,23 +392,23 @@ impl Api {
                 let secret = token_secret.resolve()?;
                 format!(
                     "<tsRequest><credentials personalAccessTokenName=\"{}\" personalAccessTokenSecret=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
-                    escape(token_name.as_str()),
-                    escape(secret.expose())
+                    xml_attr::escape("\"auth.token_name\"", token_name)?,
+                    xml_attr::escape("the PAT secret (auth.token_secret or auth.token_secret_env)", secret.expose())?
                 )
             }
             Auth::Password { username, password } => {
                 let secret = password.resolve()?;
                 format!(
                     "<tsRequest><credentials name=\"{}\" password=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
-                    escape(username.as_str()),
-                    escape(secret.expose())
+                    xml_attr::escape("\"auth.username\"", username)?,
+                    xml_attr::escape("the password (auth.password or auth.password_env)", secret.expose())?
                 )
             }
             Auth::ConnectedApp { .. } => {
                 let jwt = super::jwt::sign(&self.auth)?;
                 format!(
                     "<tsRequest><credentials jwt=\"{}\"><site contentUrl=\"{site_xml}\"/></credentials></tsRequest>",
-                    escape(jwt.expose())
+                    xml_attr::escape("the connected-app JWT", jwt.expose())?
                 )
             }
         };

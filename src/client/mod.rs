@@ -10,5 +10,6 @@ pub mod jwt;
 pub mod multipart;
 pub mod retry;
 pub mod xml;
+pub mod xml_attr;
 
 pub use api::Api;
