@@ -63,6 +63,10 @@ pub struct Config {
     pub bind_upload_sessions_to_auth: bool,
     /// Serve HTTPS with this certificate chain and key (PEM files) instead of plain HTTP.
     pub tls: Option<TlsFiles>,
+    /// Accept the named entity `&apos;` in the attribute values of sign-in and publish
+    /// requests. Default false: such a request gets 400 `400000`, as Tableau's publish endpoint
+    /// is reported to answer (the real code is unconfirmed).
+    pub accept_apos_entity: bool,
 }
 
 /// The PEM files of an HTTPS emulator.
@@ -92,6 +96,7 @@ impl Default for Config {
             async_publish_status: 202,
             bind_upload_sessions_to_auth: false,
             tls: None,
+            accept_apos_entity: false,
         }
     }
 }
@@ -352,6 +357,9 @@ pub enum FaultAction {
     ResetMidBody { after_bytes: u64 },
     /// Read the whole body, apply the request, then close the connection without a response.
     ResetAfterBody,
+    /// Read the whole body and apply the request, then wait before answering: the window in
+    /// which a client (or its whole process) can die after the server acted but before it knew.
+    DelayAnswer { ms: u64 },
     /// Read the whole body and apply the request, then send the status line, the headers (with
     /// the full `Content-Length`) and the first half of the body, and close the connection. The
     /// client sees a truncated body. An empty body (204) is not sent at all: the connection is
@@ -557,4 +565,12 @@ impl std::fmt::Debug for Emulator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Emulator").field("url", &self.url).finish()
     }
+}
+
+/// Fuzzing entry for the multipart reader of publish and append bodies (used by `fuzz/` and
+/// the root crate's `tests/fuzz_smoke.rs`): see `multipart::fuzz` for the input layout. Panics
+/// only if the reader breaks its contract.
+#[doc(hidden)]
+pub fn fuzz_multipart(data: &[u8]) {
+    multipart::fuzz(data)
 }

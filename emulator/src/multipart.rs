@@ -155,10 +155,12 @@ impl Writer {
         }
     }
 
-    async fn finish(mut self) -> Result<Sha256, MpError> {
+    /// Waits for the writer; on success returns the hash and how to undo what was written,
+    /// should a later part of the body be refused.
+    async fn finish(mut self) -> Result<(Sha256, Rollback), MpError> {
         self.tx = None;
         match self.task.await {
-            Ok(Ok(h)) => Ok(h),
+            Ok(Ok(h)) => Ok((h, self.rollback)),
             Ok(Err(e)) => {
                 self.rollback.run();
                 Err(MpError::Io(e))
@@ -215,7 +217,9 @@ async fn drain(mp: &mut multer::Multipart<'static>) {
 /// Read a two-part body: `request_payload` (kept as text) and `file_part` (streamed into `sink`,
 /// continuing `hasher`; `head` holds the first bytes already stored). A file part larger than
 /// `limit` gives `TooLarge`, after the rest of the body has been read and the partial data rolled
-/// back. Any other part name, or a repeated part, is `Malformed`.
+/// back. Any other part name, or a repeated part, is `Malformed`. Whenever the result is an
+/// error, the sink is as it was before: a file part stored before a later part was refused is
+/// rolled back too.
 pub(crate) async fn read(
     body: Body,
     boundary: String,
@@ -224,6 +228,38 @@ pub(crate) async fn read(
     hasher: Sha256,
     head: Vec<u8>,
     limit: u64,
+) -> Result<Parsed, MpError> {
+    let mut stored = None;
+    let result = read_parts(
+        body,
+        boundary,
+        file_part,
+        sink,
+        hasher,
+        head,
+        limit,
+        &mut stored,
+    )
+    .await;
+    if result.is_err() {
+        if let Some(rollback) = stored {
+            rollback.run();
+        }
+    }
+    result
+}
+
+/// [`read`], leaving in `stored` how to undo a file part it has completely stored.
+#[allow(clippy::too_many_arguments)]
+async fn read_parts(
+    body: Body,
+    boundary: String,
+    file_part: &str,
+    sink: Sink,
+    hasher: Sha256,
+    head: Vec<u8>,
+    limit: u64,
+    stored: &mut Option<Rollback>,
 ) -> Result<Parsed, MpError> {
     let mut mp = multer::Multipart::new(body, boundary);
     let mut payload: Option<String> = None;
@@ -338,7 +374,8 @@ pub(crate) async fn read(
                     return Err(e);
                 }
             }
-            let h = w.finish().await?;
+            let (h, rollback) = w.finish().await?;
+            *stored = Some(rollback);
             file = Some(FilePart {
                 filename,
                 size,
@@ -354,9 +391,245 @@ pub(crate) async fn read(
     Ok(Parsed { payload, file })
 }
 
+/// The fuzzing entry behind `tableau_emulator::fuzz_multipart`: runs [`read`] synchronously
+/// over `data` and panics if an invariant of its contract fails.
+///
+/// `data` is two control bytes, a `Content-Type` value ending at the first `\n`, then the body.
+/// The first control byte picks the sink (bits 0-1: discard, new file, append to a file that
+/// already holds 8 bytes), how the body is cut into stream chunks (bits 2-4) and the file part's
+/// size limit (bits 5-7); bit 0 of the second ends the stream with an I/O error instead of EOF.
+pub(crate) fn fuzz(data: &[u8]) {
+    use futures_util::stream;
+
+    const CHUNKS: [usize; 8] = [usize::MAX, 1, 2, 3, 7, 64, 511, 4096];
+    const LIMITS: [u64; 8] = [u64::MAX, 0, 1, 16, 100, 512, 4096, 1 << 20];
+    const PREVIOUS: &[u8] = b"previous";
+
+    let (Some(&c0), Some(&c1)) = (data.first(), data.get(1)) else {
+        return;
+    };
+    let rest = &data[2..];
+    let (ct, body) = match rest.iter().position(|&b| b == b'\n') {
+        Some(i) => (&rest[..i], &rest[i + 1..]),
+        None => (rest, &[][..]),
+    };
+    let Some(boundary) = boundary(std::str::from_utf8(ct).ok()) else {
+        return;
+    };
+    let chunk = CHUNKS[usize::from((c0 >> 2) & 7)];
+    let limit = LIMITS[usize::from(c0 >> 5)];
+    let mut pieces: Vec<Result<Bytes, std::io::Error>> = body
+        .chunks(chunk.min(body.len().max(1)))
+        .map(|c| Ok(Bytes::copy_from_slice(c)))
+        .collect();
+    if c1 & 1 == 1 {
+        pieces.push(Err(std::io::Error::other("the client went away")));
+    }
+    let stream: Body = Box::pin(stream::iter(pieces));
+
+    FUZZ.with(|(rt, dir)| {
+        let path = dir.path().join("upload.part");
+        let _ = std::fs::remove_file(&path);
+        let (sink, file_part, before, mut hasher) = match c0 & 3 {
+            0 => (Sink::Discard, "tableau_datasource", None, Sha256::new()),
+            1 => (
+                Sink::New(path.clone()),
+                "tableau_datasource",
+                None,
+                Sha256::new(),
+            ),
+            _ => {
+                std::fs::write(&path, PREVIOUS).expect("write the fuzzing file");
+                let mut h = Sha256::new();
+                h.update(PREVIOUS);
+                (
+                    Sink::Append(path.clone()),
+                    "tableau_file",
+                    Some(PREVIOUS),
+                    h,
+                )
+            }
+        };
+        let discard = matches!(sink, Sink::Discard);
+        let head0 = before.unwrap_or_default().to_vec();
+        if discard {
+            hasher.update(b"seed");
+        }
+        let seeded = hasher.clone().finalize();
+        let result = rt.block_on(read(
+            stream,
+            boundary,
+            file_part,
+            sink,
+            hasher,
+            head0.clone(),
+            limit,
+        ));
+        let on_disk = std::fs::read(&path).ok();
+        match (&result, discard) {
+            (Ok(parsed), _) => {
+                if let Some(p) = &parsed.payload {
+                    assert!(p.len() <= MAX_PAYLOAD, "payload over its limit");
+                }
+                match (&parsed.file, discard) {
+                    (Some(f), true) => {
+                        assert!(f.size <= limit, "file part over the limit accepted");
+                        assert_eq!(f.hasher.clone().finalize(), seeded, "discard hashed");
+                        let want = (head0.len() as u64 + f.size).min(HEAD_LEN as u64);
+                        assert_eq!(f.head.len() as u64, want, "head has the wrong length");
+                        assert!(on_disk.is_none(), "discard wrote a file");
+                    }
+                    (Some(f), false) => {
+                        assert!(f.size <= limit, "file part over the limit accepted");
+                        let all = on_disk.expect("the file part was not stored");
+                        let start = before.map_or(0, <[u8]>::len);
+                        assert_eq!(all.len() - start, f.size as usize, "size differs from disk");
+                        assert_eq!(
+                            &all[..start],
+                            before.unwrap_or_default(),
+                            "old data changed"
+                        );
+                        assert_eq!(f.hasher.clone().finalize(), Sha256::digest(&all), "hash");
+                        assert_eq!(f.head, &all[..all.len().min(HEAD_LEN)], "head differs");
+                    }
+                    (None, _) => {
+                        assert_eq!(
+                            on_disk.as_deref(),
+                            before,
+                            "no file part, yet the file changed"
+                        )
+                    }
+                }
+            }
+            (Err(_), true) => assert!(on_disk.is_none(), "discard wrote a file"),
+            (Err(e), false) => assert_eq!(
+                on_disk.as_deref(),
+                before,
+                "the body was refused ({e:?}) but what it stored was not rolled back"
+            ),
+        }
+    });
+}
+
+thread_local! {
+    /// One runtime (for `spawn_blocking`) and one scratch directory per fuzzing thread.
+    static FUZZ: (tokio::runtime::Runtime, tempfile::TempDir) = (
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a current-thread runtime"),
+        tempfile::tempdir().expect("a scratch directory"),
+    );
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn body_of(parts: &[(&str, &str)], closed: bool) -> Body {
+        let mut text = String::new();
+        for (name, data) in parts {
+            text.push_str(&format!(
+                "--B\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"f\"\r\n\r\n{data}\r\n"
+            ));
+        }
+        if closed {
+            text.push_str("--B--\r\n");
+        }
+        Box::pin(futures_util::stream::iter([Ok(Bytes::from(text))]))
+    }
+
+    fn read_sync(body: Body, part: &str, sink: Sink, limit: u64) -> Result<Parsed, MpError> {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(read(
+            body,
+            "B".into(),
+            part,
+            sink,
+            Sha256::new(),
+            Vec::new(),
+            limit,
+        ))
+    }
+
+    /// Found by the multipart fuzz target: an append whose file part was stored and whose
+    /// next part was refused kept the appended bytes, so the upload on disk no longer matched
+    /// the size and hash the session recorded.
+    #[test]
+    fn a_refused_body_leaves_an_append_target_as_it_was() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("upload");
+        for (parts, closed) in [
+            (&[("tableau_file", "chunk"), ("extra", "x")][..], true),
+            (
+                &[("tableau_file", "chunk"), ("tableau_file", "again")][..],
+                true,
+            ),
+            (
+                &[("tableau_file", "chunk"), ("request_payload", "p")][..],
+                false,
+            ),
+        ] {
+            std::fs::write(&path, b"previous").unwrap();
+            let r = read_sync(
+                body_of(parts, closed),
+                "tableau_file",
+                Sink::Append(path.clone()),
+                u64::MAX,
+            );
+            assert!(matches!(r, Err(MpError::Malformed(_))), "{parts:?}");
+            assert_eq!(std::fs::read(&path).unwrap(), b"previous", "{parts:?}");
+        }
+        // An accepted body still appends.
+        let r = read_sync(
+            body_of(&[("request_payload", "p"), ("tableau_file", "chunk")], true),
+            "tableau_file",
+            Sink::Append(path.clone()),
+            u64::MAX,
+        )
+        .unwrap();
+        assert_eq!(r.file.unwrap().size, 5);
+        assert_eq!(std::fs::read(&path).unwrap(), b"previouschunk");
+    }
+
+    #[test]
+    fn a_refused_body_leaves_no_new_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("incoming.part");
+        let r = read_sync(
+            body_of(&[("tableau_datasource", "data"), ("extra", "x")], true),
+            "tableau_datasource",
+            Sink::New(path.clone()),
+            u64::MAX,
+        );
+        assert!(matches!(r, Err(MpError::Malformed(_))));
+        assert!(!path.exists());
+        let r = read_sync(
+            body_of(&[("tableau_datasource", "data")], true),
+            "tableau_datasource",
+            Sink::New(path.clone()),
+            3,
+        );
+        assert!(matches!(r, Err(MpError::TooLarge)));
+        assert!(!path.exists());
+    }
+
+    #[test]
+    fn the_fuzz_entry_accepts_its_seed_layout() {
+        // Controls: append sink, whole-body chunks, no limit; the Content-Type line; the body.
+        let mut data = vec![0b10, 0];
+        data.extend_from_slice(b"multipart/mixed; boundary=B\n");
+        data.extend_from_slice(
+            b"--B\r\nContent-Disposition: form-data; name=\"tableau_file\"\r\n\r\nx\r\n--B--\r\n",
+        );
+        fuzz(&data);
+        // The stray-part body that found the rollback bug.
+        let mut data = vec![0b10, 0];
+        data.extend_from_slice(b"multipart/mixed; boundary=B\n");
+        data.extend_from_slice(b"--B\r\nContent-Disposition: form-data; name=\"tableau_file\"\r\n\r\nx\r\n--B\r\nContent-Disposition: form-data; name=\"extra\"\r\n\r\ny\r\n--B--\r\n");
+        fuzz(&data);
+    }
 
     #[test]
     fn boundaries() {
