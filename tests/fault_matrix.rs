@@ -10,7 +10,7 @@ mod common;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use common::{extract, publish, sha256_hex, Env};
+use common::{extract, publish, sha256_hex, Env, Phase};
 use serde_json::json;
 use tableau_emulator::{Config as EmuConfig, FaultAction};
 use tableau_publisher::{ErrorKind, Publisher};
@@ -19,56 +19,6 @@ const KIB: usize = 1024;
 /// 5 appends of 128 KiB: first, middle (3rd) and last are distinct.
 const DATA_LEN: usize = 640 * KIB;
 const CASE_LIMIT: Duration = Duration::from_secs(45);
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Phase {
-    ProjectLookup,
-    FirstAppend,
-    MiddleAppend,
-    LastAppend,
-    Commit,
-    JobPoll,
-}
-
-impl Phase {
-    const ALL: [Phase; 6] = [
-        Phase::ProjectLookup,
-        Phase::FirstAppend,
-        Phase::MiddleAppend,
-        Phase::LastAppend,
-        Phase::Commit,
-        Phase::JobPoll,
-    ];
-
-    fn name(self) -> &'static str {
-        match self {
-            Phase::ProjectLookup => "project lookup",
-            Phase::FirstAppend => "first append",
-            Phase::MiddleAppend => "middle append",
-            Phase::LastAppend => "last append",
-            Phase::Commit => "commit",
-            Phase::JobPoll => "job poll",
-        }
-    }
-
-    fn target(self) -> (&'static str, &'static str, u32) {
-        match self {
-            Phase::ProjectLookup => ("GET", "/projects", 1),
-            Phase::FirstAppend => ("PUT", "/fileUploads/", 1),
-            Phase::MiddleAppend => ("PUT", "/fileUploads/", 3),
-            Phase::LastAppend => ("PUT", "/fileUploads/", 5),
-            Phase::Commit => ("POST", "/datasources", 1),
-            Phase::JobPoll => ("GET", "/jobs/", 1),
-        }
-    }
-
-    fn is_append(self) -> bool {
-        matches!(
-            self,
-            Phase::FirstAppend | Phase::MiddleAppend | Phase::LastAppend
-        )
-    }
-}
 
 /// How a fault is expected to play out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -41,6 +41,15 @@ impl Response {
 /// What to do when the proxy answers 407.
 const PROXY_REFUSED: &str = "the proxy wants credentials: check \"proxy.username\" and \"proxy.password_env\" (or \"proxy.password\")";
 
+use super::xml::MAX_ANSWER_BYTES;
+
+/// A body read up to [`MAX_ANSWER_BYTES`].
+enum Answer {
+    Whole(String),
+    /// Longer than allowed: what was read of it, for the message of an error status.
+    TooLarge(String),
+}
+
 /// Longest wait for a TCP (and TLS) connection to the server.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -87,11 +96,6 @@ impl Http {
         })
     }
 
-    /// The server's base URL.
-    pub fn base(&self) -> &str {
-        &self.base
-    }
-
     /// HTTP requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
@@ -134,21 +138,60 @@ impl Http {
             .get(reqwest::header::DATE)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| httpdate::parse_http_date(v).ok());
-        let body = resp
-            .text()
-            .await
-            .map_err(|e| self.transport_error(what, &e))?;
+        let body = match self.read_bounded(resp, what).await? {
+            Answer::Whole(body) => body,
+            Answer::TooLarge(_) if status.is_success() => {
+                return Err(Error::new(
+                    ErrorKind::Server,
+                    format!(
+                        "{what}: the server's answer (HTTP {}) is larger than {} MiB, far more than any Tableau answer; refused without reading the rest; check that server_url is a Tableau Server or Tableau Cloud address (not a proxy's or portal's page)",
+                        status.as_u16(),
+                        MAX_ANSWER_BYTES / (1024 * 1024)
+                    ),
+                ))
+            }
+            // An error status says enough; its body's start is kept for the message.
+            Answer::TooLarge(head) => head,
+        };
         if status.is_success() {
             return Ok(Response { status, body, date });
         }
         Err(status_error(what, status, &body, retry_after.as_deref()))
     }
 
+    /// Reads the answer's body, at most [`MAX_ANSWER_BYTES`] of it: a hostile or broken peer
+    /// cannot make the host hold more. A body that says it is longer is refused unread.
+    async fn read_bounded(&self, mut resp: reqwest::Response, what: &str) -> Result<Answer> {
+        let declared = resp.content_length().unwrap_or(0);
+        let mut buf = Vec::with_capacity((declared as usize).min(MAX_ANSWER_BYTES));
+        let mut too_large = declared > MAX_ANSWER_BYTES as u64;
+        while !too_large {
+            match resp.chunk().await {
+                Ok(Some(piece)) => {
+                    let room = MAX_ANSWER_BYTES - buf.len();
+                    buf.extend_from_slice(&piece[..piece.len().min(room)]);
+                    too_large = piece.len() > room;
+                }
+                Ok(None) => break,
+                Err(e) => return Err(self.transport_error(what, &e)),
+            }
+        }
+        let text = match String::from_utf8(buf) {
+            Ok(s) => s,
+            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
+        Ok(if too_large {
+            Answer::TooLarge(text)
+        } else {
+            Answer::Whole(text)
+        })
+    }
+
     fn stalled(&self, what: &str) -> Error {
         Error::new(
             ErrorKind::Timeout,
             format!(
-                "{what}: {} made no progress for {} s (no byte of the request accepted, no answer); raise \"request_timeout_secs\" if the server is slow to answer",
+                "{what}: {} made no progress for {} s (it took no byte of the request, or its answer did not come, or came too slowly to finish); raise \"request_timeout_secs\" if the server is slow to answer",
                 self.base,
                 self.timeout.as_secs()
             ),

@@ -7,6 +7,7 @@ use tableau_emulator::{
 };
 use tableau_publisher::{Error, PublishResult, Publisher};
 
+pub mod hostile;
 pub mod proxy;
 
 pub const MIB: usize = 1024 * 1024;
@@ -116,6 +117,58 @@ impl Env {
             .collect();
         files.sort();
         files
+    }
+}
+
+/// The phases of a chunked, asynchronous publish of five appends where a fault is injected:
+/// the request (method, path part, nth) each one is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Phase {
+    ProjectLookup,
+    FirstAppend,
+    MiddleAppend,
+    LastAppend,
+    Commit,
+    JobPoll,
+}
+
+impl Phase {
+    pub const ALL: [Phase; 6] = [
+        Phase::ProjectLookup,
+        Phase::FirstAppend,
+        Phase::MiddleAppend,
+        Phase::LastAppend,
+        Phase::Commit,
+        Phase::JobPoll,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Phase::ProjectLookup => "project lookup",
+            Phase::FirstAppend => "first append",
+            Phase::MiddleAppend => "middle append",
+            Phase::LastAppend => "last append",
+            Phase::Commit => "commit",
+            Phase::JobPoll => "job poll",
+        }
+    }
+
+    pub fn target(self) -> (&'static str, &'static str, u32) {
+        match self {
+            Phase::ProjectLookup => ("GET", "/projects", 1),
+            Phase::FirstAppend => ("PUT", "/fileUploads/", 1),
+            Phase::MiddleAppend => ("PUT", "/fileUploads/", 3),
+            Phase::LastAppend => ("PUT", "/fileUploads/", 5),
+            Phase::Commit => ("POST", "/datasources", 1),
+            Phase::JobPoll => ("GET", "/jobs/", 1),
+        }
+    }
+
+    pub fn is_append(self) -> bool {
+        matches!(
+            self,
+            Phase::FirstAppend | Phase::MiddleAppend | Phase::LastAppend
+        )
     }
 }
 
