@@ -9,24 +9,25 @@
 use std::cell::OnceCell;
 use std::time::{Duration, Instant};
 
-use quick_xml::escape::escape;
 use serde::Serialize;
 
 use crate::client::api::{Filter, PublishParams};
 use crate::client::multipart::FilePart;
 use crate::client::retry::{self, RetryPolicy};
 use crate::client::xml::{Datasource, Published};
+use crate::client::xml_attr;
 use crate::client::{http::Http, Api};
 use crate::config::{AsJob, Config, Mode, ProjectTarget, MAX_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
+use crate::manifest::{Baseline, CommitRecord, Journal};
 use crate::progress::{Phase, Reporter};
 use crate::spool::Sealed;
 
 /// Tableau's documented cap on blocks per uploaded file.
 const MAX_BLOCKS: u64 = 1000;
 
-/// What a successful publish reports (serialised by `tp_result_json`).
+/// What a successful publish reports (serialised as the result JSON).
 #[derive(Debug, Clone, Serialize)]
 pub struct PublishResult {
     /// Data source LUID (null only if the server's search index did not show it yet).
@@ -65,35 +66,19 @@ pub struct PublishResult {
     pub http_requests: u64,
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::CreateNew => "create_new",
-        Mode::Overwrite => "overwrite",
-        Mode::Append => "append",
-    }
-}
-
 /// A client for the configured server, version negotiated and signed in.
 async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
     reporter.phase(Phase::SigningIn);
     let http = Http::new(&config.server_url, config.request_timeout, config.route()?)?;
-    let r = &config.retry;
-    let policy = RetryPolicy {
-        max_attempts: r.max_attempts,
-        max_elapsed: Duration::from_secs(r.max_elapsed_secs),
-        base_delay: Duration::from_millis(r.base_delay_ms),
-        max_delay: Duration::from_millis(r.max_delay_ms),
-        max_rate_limit_wait: Duration::from_secs(r.max_rate_limit_wait_secs),
-    };
     let mut api = Api::new(
         http,
         &config.site,
         &config.auth,
-        policy,
-        r.max_reauthentications,
+        RetryPolicy::from(&config.retry),
+        config.retry.max_reauthentications,
     )
     .with_reporter(reporter.clone());
-    match &config.api_version {
+    match config.api_version {
         Some(v) => api.set_version(v),
         None => {
             api.negotiate_version().await?;
@@ -103,12 +88,16 @@ async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
     Ok(api)
 }
 
-/// Runs the whole publish. Signs out afterwards whether or not publishing worked.
+/// Runs the whole publish, recording its steps in `journal`. `prior` is the commit of an
+/// earlier attempt on the same bytes that may have applied: checked before publishing again.
+/// Signs out afterwards whether or not publishing worked.
 pub async fn run(
     config: &Config,
     sealed: &Sealed,
     file_type: FileType,
     reporter: &Reporter,
+    journal: &Journal,
+    prior: Option<&CommitRecord>,
 ) -> Result<PublishResult> {
     let api = connect(config, reporter).await?;
     let outcome = Publish {
@@ -117,6 +106,8 @@ pub async fn run(
         sealed,
         file_type,
         reporter,
+        journal,
+        prior,
         sha256: OnceCell::new(),
     }
     .run()
@@ -154,12 +145,15 @@ pub struct PreflightResult {
 pub async fn preflight(config: &Config, reporter: &Reporter) -> Result<PreflightResult> {
     let api = connect(config, reporter).await?;
     reporter.phase(Phase::Resolving);
-    let outcome = check_target(&api, config).await;
+    let outcome = match find_target(&api, config).await {
+        Ok(target) => check_mode(config, &target).map(|()| target),
+        Err(e) => Err(e),
+    };
     reporter.phase(Phase::SigningOut);
     let _ = api.sign_out().await;
     let target = outcome?;
     Ok(PreflightResult {
-        api_version: api.version().to_owned(),
+        api_version: api.version().to_string(),
         site_id: api.site_id().unwrap_or_default(),
         project_id: target.project_id,
         existing_datasource_id: target.before.map(|d| d.id),
@@ -187,6 +181,8 @@ struct Publish<'a> {
     sealed: &'a Sealed,
     file_type: FileType,
     reporter: &'a Reporter,
+    journal: &'a Journal,
+    prior: Option<&'a CommitRecord>,
     /// The spool's SHA-256, once waited for.
     sha256: OnceCell<String>,
 }
@@ -196,7 +192,14 @@ impl Publish<'_> {
         let (api, config, sealed) = (self.api, self.config, self.sealed);
         let name = &config.datasource_name;
         self.reporter.phase(Phase::Resolving);
-        let target = check_target(api, config).await?;
+        let target = find_target(api, config).await?;
+        if let Some(prior) = self.prior {
+            if let Some((datasource, job_id)) = self.earlier_commit(prior, &target).await? {
+                let chunked = self.sealed.len >= config.single_request_max_bytes;
+                return self.result(target, datasource, job_id, chunked, 0).await;
+            }
+        }
+        check_mode(config, &target)?;
         let chunked = sealed.len >= config.single_request_max_bytes;
         let as_job = match config.as_job {
             AsJob::Auto => chunked,
@@ -204,13 +207,19 @@ impl Publish<'_> {
             AsJob::Never => false,
         };
 
-        let mut payload = format!("<tsRequest><datasource name=\"{}\"", escape(name.as_str()));
+        let mut payload = format!(
+            "<tsRequest><datasource name=\"{}\"",
+            xml_attr::escape("\"datasource_name\"", name)?
+        );
         if let Some(d) = &config.description {
-            payload.push_str(&format!(" description=\"{}\"", escape(d.as_str())));
+            payload.push_str(&format!(
+                " description=\"{}\"",
+                xml_attr::escape("\"description\"", d)?
+            ));
         }
         payload.push_str(&format!(
             "><project id=\"{}\"/></datasource></tsRequest>",
-            escape(target.project_id.as_str())
+            xml_attr::escape("the project id", &target.project_id)?
         ));
         let params = PublishParams {
             overwrite: config.mode == Mode::Overwrite,
@@ -238,12 +247,10 @@ impl Publish<'_> {
                 Commit::SessionGone(e) => return Err(e),
             }
         };
-        // Known since before the commit.
-        let sha256 = self.spool_digest().await?;
-
         let (datasource, job_id) = match published {
             Published::Datasource(d) => (Some(d), None),
             Published::Job(job) => {
+                self.journal.job(&job.id);
                 self.reporter.phase(Phase::WaitingForJob);
                 self.refresh_old_session().await?;
                 self.wait_for_job(&job.id, &target).await?;
@@ -257,7 +264,23 @@ impl Publish<'_> {
                 (d, Some(job.id))
             }
         };
+        self.result(target, datasource, job_id, chunked, chunks)
+            .await
+    }
 
+    /// What the publish reports.
+    async fn result(
+        &self,
+        target: Target,
+        datasource: Option<Datasource>,
+        job_id: Option<String>,
+        chunked: bool,
+        chunks: u64,
+    ) -> Result<PublishResult> {
+        let (api, config, sealed) = (self.api, self.config, self.sealed);
+        let name = &config.datasource_name;
+        // Known since before the commit.
+        let sha256 = self.spool_digest().await?;
         Ok(PublishResult {
             datasource_id: datasource.as_ref().map(|d| d.id.clone()),
             datasource_name: datasource
@@ -269,16 +292,80 @@ impl Publish<'_> {
             bytes: sealed.len,
             sha256,
             file_type: self.file_type,
-            mode: mode_name(config.mode),
+            mode: config.mode.name(),
             chunked,
             chunks,
             job_id,
-            api_version: api.version().to_owned(),
+            api_version: api.version().to_string(),
             sign_ins: 0,
             upload_sessions: 0,
             retries: 0,
             http_requests: 0,
         })
+    }
+
+    /// An earlier attempt on these bytes sent its commit and never learnt the outcome (its
+    /// process died, or it failed while the job's outcome was unknown): finds out whether that
+    /// commit applied, as the lost-answer path does, so that publishing again neither
+    /// duplicates it nor reports a false `create_new` clash. `Some` when it applied.
+    async fn earlier_commit(
+        &self,
+        prior: &CommitRecord,
+        target: &Target,
+    ) -> Result<Option<(Option<Datasource>, Option<String>)>> {
+        if prior.project_id != target.project_id {
+            return Ok(None); // published elsewhere then: this target was not touched
+        }
+        let name = &self.config.datasource_name;
+        if let Some(id) = &prior.job_id {
+            self.reporter.phase(Phase::WaitingForJob);
+            let polled = self
+                .api
+                .wait_for_job(
+                    id,
+                    Duration::from_millis(200),
+                    Duration::from_secs(30),
+                    self.config.job_timeout,
+                )
+                .await;
+            match polled {
+                Ok(job) if matches!(job.finish_code, Some(0) | Some(3)) => {
+                    let d = find_datasource(
+                        self.api,
+                        name,
+                        &target.project_id,
+                        target.project_name.as_deref(),
+                    )
+                    .await?;
+                    return Ok(Some((d, Some(id.clone()))));
+                }
+                Ok(_) => return Ok(None), // failed or cancelled: nothing applied
+                Err(e) if e.kind() == ErrorKind::NotFound => {} // the data source tells
+                Err(e) => return Err(e),
+            }
+        }
+        let then = Target {
+            project_id: prior.project_id.clone(),
+            project_name: target.project_name.clone(),
+            before: prior.before.as_ref().map(|b| Datasource {
+                id: b.id.clone(),
+                name: name.clone(),
+                content_url: None,
+                project_id: Some(prior.project_id.clone()),
+                project_name: None,
+                updated_at: b.updated_at.clone(),
+            }),
+        };
+        // A job whose id never arrived may still be running.
+        let window = if prior.as_job && prior.job_id.is_none() {
+            Duration::from_secs(self.config.retry.commit_verify_secs)
+        } else {
+            Duration::ZERO
+        };
+        Ok(self
+            .applied_since(&then, window)
+            .await?
+            .map(|d| (Some(d), prior.job_id.clone())))
     }
 
     /// The spool's SHA-256 (computed in the background while the upload ran), waited for off
@@ -294,6 +381,7 @@ impl Publish<'_> {
             .map_err(|e| {
                 Error::new(ErrorKind::Internal, format!("the hashing task failed: {e}"))
             })??;
+        self.journal.digest(&digest);
         Ok(self.sha256.get_or_init(|| digest).clone())
     }
 
@@ -323,6 +411,7 @@ impl Publish<'_> {
         let mut restarts = 0;
         loop {
             let session = api.initiate_upload().await?;
+            self.journal.upload_session(&session);
             self.reporter.start_upload(sealed.len);
             let mut offset = 0;
             let mut failure = None;
@@ -376,6 +465,16 @@ impl Publish<'_> {
         let api = self.api;
         self.spool_digest().await?;
         self.wait_for_distinct_timestamp(target).await;
+        self.journal.commit_sending(CommitRecord {
+            sent_at: humantime::format_rfc3339_seconds(std::time::SystemTime::now()).to_string(),
+            project_id: target.project_id.clone(),
+            before: target.before.as_ref().map(|b| Baseline {
+                id: b.id.clone(),
+                updated_at: b.updated_at.clone(),
+            }),
+            as_job: params.as_job,
+            job_id: None,
+        });
         let sign_ins_before = api.counters().sign_ins;
         let first = match api.publish_datasource(params, payload, file).await {
             Ok(p) => return Ok(Commit::Done(p)),
@@ -531,14 +630,29 @@ fn ascii_file_stem(name: &str) -> String {
     }
 }
 
-/// Resolves the project and reads what is there now. Fails fast (before hours of upload) when
-/// `append` has nothing to append to or `create_new` would clash; the result is also the
-/// baseline for telling whether a commit whose answer was lost did apply.
-async fn check_target(api: &Api, config: &Config) -> Result<Target> {
-    let name = &config.datasource_name;
+/// Resolves the project and reads what is there now: the baseline for telling whether a
+/// commit whose answer was lost did apply.
+async fn find_target(api: &Api, config: &Config) -> Result<Target> {
     let (project_id, project_name) = resolve_project(api, &config.project).await?;
-    let before = find_datasource(api, name, &project_id, project_name.as_deref()).await?;
-    match (config.mode, &before) {
+    let before = find_datasource(
+        api,
+        &config.datasource_name,
+        &project_id,
+        project_name.as_deref(),
+    )
+    .await?;
+    Ok(Target {
+        project_id,
+        project_name,
+        before,
+    })
+}
+
+/// Fails fast (before hours of upload) when `append` has nothing to append to or
+/// `create_new` would clash.
+fn check_mode(config: &Config, target: &Target) -> Result<()> {
+    let name = &config.datasource_name;
+    match (config.mode, &target.before) {
         (Mode::Append, None) => Err(Error::new(
             ErrorKind::NotFound,
             format!(
@@ -554,7 +668,7 @@ async fn check_target(api: &Api, config: &Config) -> Result<Target> {
                 d.id
             ),
         )),
-        _ => Ok(Target { project_id, project_name, before }),
+        _ => Ok(()),
     }
 }
 

@@ -6,7 +6,7 @@ use std::path::Path;
 use crate::config::{Config, Mode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
-use crate::manifest::{resume_command, Manifest};
+use crate::manifest::{resume_command, CommitRecord, Journal, Manifest};
 use crate::progress::{ProgressFn, Reporter};
 use crate::publish::{self, PreflightResult, PublishResult};
 use crate::spool::{Sealed, Spool};
@@ -28,6 +28,8 @@ pub struct Publisher {
     state: State,
     result: Option<PublishResult>,
     progress: Option<ProgressFn>,
+    /// The manifest of the last attempt on this spool (a failed finalize, or the one resumed).
+    earlier: Option<Manifest>,
 }
 
 impl Publisher {
@@ -40,6 +42,7 @@ impl Publisher {
             state: State::Open,
             result: None,
             progress: None,
+            earlier: None,
         })
     }
 
@@ -49,13 +52,14 @@ impl Publisher {
     pub fn resume(config_json: &str, manifest: &Path) -> Result<Publisher> {
         let config = Config::from_json(config_json)?;
         let m = Manifest::read(manifest)?;
-        let spool = Spool::adopt(&m.spool, m.bytes, &m.sha256)?;
+        let spool = Spool::adopt(&m.spool, m.bytes, m.sha256.as_deref())?;
         Ok(Publisher {
             spool,
             config,
             state: State::Failed,
             result: None,
             progress: None,
+            earlier: Some(m),
         })
     }
 
@@ -70,7 +74,7 @@ impl Publisher {
         if self.state != State::Open {
             return Err(Error::new(
                 ErrorKind::State,
-                "cannot feed data after tp_finalize_and_publish was called on this handle; create a new handle for a new publish",
+                "cannot feed data after publishing was started on this handle; create a new handle for a new publish",
             ));
         }
         self.spool.write(data)
@@ -84,13 +88,13 @@ impl Publisher {
         if self.state != State::Open {
             return Err(Error::new(
                 ErrorKind::State,
-                "cannot feed a file after tp_finalize_and_publish was called on this handle; create a new handle for a new publish",
+                "cannot feed a file after publishing was started on this handle; create a new handle for a new publish",
             ));
         }
         if !self.spool.is_empty() || self.spool.is_external() {
             return Err(Error::new(
                 ErrorKind::State,
-                "tp_feed_file must be the only input of a handle; this one already has data",
+                "an existing file can only be the whole input of a handle; this one already has data",
             ));
         }
         if !path.is_file() {
@@ -114,10 +118,27 @@ impl Publisher {
         }
         refuse_inside_tokio()?;
         let sealed = self.spool.seal()?;
-        match self.publish_sealed(&sealed) {
+        let journal = if self.spool.is_external() {
+            Journal::none()
+        } else {
+            // On disk and durable before the manifest says so, before any network call.
+            let kept = self.spool.keep().unwrap_or(sealed.path.clone());
+            Journal::start(Manifest::starting(
+                &self.config,
+                &kept,
+                sealed.len,
+                sealed.known_digest(),
+                self.earlier.as_ref(),
+            ))
+        };
+        let prior = journal.snapshot().and_then(|m| m.commit);
+        let outcome = self.publish_sealed(&sealed, &journal, prior.as_ref());
+        match outcome {
             Ok(result) => {
                 // The data is on the server; failing to delete the local copy is not a failure.
+                // The manifest goes first: a spool without one is listed, never deleted.
                 self.spool.remove();
+                self.earlier = None;
                 self.state = State::Published;
                 Ok(self.result.insert(result))
             }
@@ -137,14 +158,18 @@ impl Publisher {
                 let sha256 = match sealed.digest() {
                     Ok(d) => d,
                     Err(d) => {
+                        let _ = journal.fail(&e);
+                        self.earlier = journal.snapshot();
                         return Err(e.with_suffix(&format!(
                             "{stop} The data fed is kept at {} but could not be read back ({d}).",
                             kept.display()
-                        )))
+                        )));
                     }
                 };
-                let manifest = Manifest::new(&self.config, &sealed, &sha256, &kept, &e);
-                let suffix = match manifest.write() {
+                journal.digest(&sha256);
+                let written = journal.fail(&e);
+                self.earlier = journal.snapshot();
+                let suffix = match written {
                     Ok(path) => format!(
                         "{stop} The data fed ({} bytes, sha256 {}) is kept at {}; publish it again with: {}",
                         sealed.len,
@@ -165,7 +190,12 @@ impl Publisher {
         }
     }
 
-    fn publish_sealed(&mut self, sealed: &Sealed) -> Result<PublishResult> {
+    fn publish_sealed(
+        &mut self,
+        sealed: &Sealed,
+        journal: &Journal,
+        prior: Option<&CommitRecord>,
+    ) -> Result<PublishResult> {
         let file_type = match self.config.file_type {
             Some(t) => t,
             None => FileType::detect(&sealed.head).ok_or_else(|| {
@@ -184,7 +214,7 @@ impl Publisher {
         let config = &self.config;
         let progress = &mut self.progress;
         block_on(progress, |reporter| async move {
-            publish::run(config, sealed, file_type, &reporter).await
+            publish::run(config, sealed, file_type, &reporter, journal, prior).await
         })
     }
 
@@ -204,11 +234,6 @@ impl Publisher {
             publish::preflight(config, &reporter).await
         })
     }
-
-    /// The result of the successful publish, if any.
-    pub fn result(&self) -> Option<&PublishResult> {
-        self.result.as_ref()
-    }
 }
 
 /// The blocking calls run their own runtime; inside someone else's they would panic.
@@ -227,6 +252,8 @@ fn block_on<T, F>(progress: &mut Option<ProgressFn>, work: impl FnOnce(Reporter)
 where
     F: std::future::Future<Output = Result<T>>,
 {
+    // Every socket write of this call happens on this thread, under the guard.
+    let _sigpipe = crate::sigpipe::Guard::block();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
@@ -234,7 +261,8 @@ where
     let reporter = Reporter::new(progress.take());
     let result = runtime.block_on(work(reporter.clone()));
     *progress = reporter.take_callback();
-    // Reader threads stop as soon as their request ends; never let one hold the host.
+    // The file is read on this thread; the runtime's blocking threads (name resolution, the
+    // wait for the spool's hash) idle a while after their task: never let one hold the host.
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));
     result
 }

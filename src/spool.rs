@@ -17,11 +17,14 @@ use tempfile::{NamedTempFile, TempPath};
 use crate::background_hash::BackgroundHash;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::SNIFF_LEN;
+use crate::hex::hex;
 
 /// Size of the write buffer between the host's chunks and the disk.
 const WRITE_BUFFER: usize = 1024 * 1024;
 /// The background hash hears of newly written bytes at least this far apart.
 const HASH_NOTIFY_EVERY: u64 = 4 * 1024 * 1024;
+/// The directory under `spool_dir` that holds spools and manifests (0700).
+pub const PRIVATE_DIR: &str = "tableau-publisher";
 /// Names of spool files start with this.
 const SPOOL_PREFIX: &str = "tableau-publisher-";
 /// Added to a published spool's name while it is being deleted (see [`Spool::remove`]).
@@ -60,7 +63,8 @@ pub struct Spool {
 pub enum DigestSource {
     /// Known already (a resumed spool, checked when adopted).
     Known(String),
-    /// Computed on a background thread: while the host feeds, or from `tp_feed_file` on.
+    /// Computed on a background thread: while the host feeds, or from the moment an existing
+    /// file is given as the input.
     Background(Arc<BackgroundHash>),
     /// Read from the file when asked for (no thread could be started).
     Unknown,
@@ -94,16 +98,18 @@ impl Spool {
         }
     }
 
-    /// A spool for a file kept by an earlier failed publish, checked against its recorded size
-    /// and SHA-256 (re-read in full) before it is published again.
-    pub fn adopt(path: &Path, len: u64, sha256: &str) -> Result<Spool> {
+    /// A spool for a file kept by an earlier publish, checked against its recorded size and
+    /// SHA-256 (re-read in full) before it is published again. Without a recorded SHA-256 (the
+    /// process died before it was computed; nothing was committed then) the size is checked.
+    pub fn adopt(path: &Path, len: u64, sha256: Option<&str>) -> Result<Spool> {
         let (total, actual, head) = digest_file(path)?;
-        if total != len || actual != sha256 {
+        if total != len || sha256.is_some_and(|s| s != actual) {
             return Err(Error::new(
                 ErrorKind::Io,
                 format!(
-                    "the kept spool {} has changed since it was kept ({total} bytes, sha256 {actual}; the manifest says {len} bytes, sha256 {sha256}); it is not published",
-                    path.display()
+                    "the kept spool {} has changed since it was kept ({total} bytes, sha256 {actual}; the manifest says {len} bytes, sha256 {}); it is not published",
+                    path.display(),
+                    sha256.unwrap_or("not recorded")
                 ),
             ));
         }
@@ -154,11 +160,6 @@ impl Spool {
         matches!(self.state, State::External(_))
     }
 
-    /// Bytes written so far.
-    pub fn len(&self) -> u64 {
-        self.len
-    }
-
     /// Whether nothing has been written.
     pub fn is_empty(&self) -> bool {
         self.len == 0
@@ -189,7 +190,7 @@ impl Spool {
         let State::Writing(w) = &mut self.state else {
             return Err(Error::new(
                 ErrorKind::State,
-                "cannot add data: the input is already complete (a file given with tp_feed_file, or already finalized)",
+                "cannot add data: the input is already complete (an existing file was given as the whole input, or the publish has started)",
             ));
         };
         w.write_all(data).map_err(|e| {
@@ -238,12 +239,10 @@ impl Spool {
             }
             State::Sealed(p) => p.to_path_buf(),
             State::Kept(p) | State::External(p) => p.clone(),
-            State::Empty => {
-                return Err(Error::new(
-                    ErrorKind::State,
-                    "nothing to publish: no bytes were fed; call tp_feed_chunk with the file's bytes before tp_finalize_and_publish",
-                ))
-            }
+            State::Empty => return Err(Error::new(
+                ErrorKind::State,
+                "nothing to publish: no bytes were fed; feed the file's bytes before publishing",
+            )),
             State::Removed | State::Writing(_) => {
                 return Err(Error::new(
                     ErrorKind::State,
@@ -294,7 +293,7 @@ impl Spool {
     /// Deletes the file after a successful publish (never the host's own file), without making
     /// the publish wait: freeing a multi-GB file's blocks takes a while on some filesystems. The
     /// file is renamed to `….spool.done` at once and deleted on a thread, which dropping the
-    /// spool (`tp_free`) waits for. A `.done` file left by a process that exited first is
+    /// spool (freeing the handle) waits for. A `.done` file left by a process that exited first is
     /// deleted when the next spool is created in the same directory.
     pub fn remove(&mut self) {
         if self.is_external() {
@@ -381,6 +380,14 @@ fn sweep_removed(private: &Path) {
 }
 
 impl Sealed {
+    /// The SHA-256 if it is known without waiting.
+    pub fn known_digest(&self) -> Option<String> {
+        match &self.digest {
+            DigestSource::Known(s) => Some(s.clone()),
+            _ => None,
+        }
+    }
+
     /// The SHA-256 of the bytes: the known one, the background one (waiting for it if it is
     /// still behind), or computed now by reading the file.
     pub fn digest(&self) -> Result<String> {
@@ -427,7 +434,7 @@ pub fn manifest_path(spool: &Path) -> PathBuf {
 
 /// `dir/tableau-publisher`, created if needed, readable only by the current user (0700).
 fn private_dir(dir: &Path) -> Result<PathBuf> {
-    let private = dir.join("tableau-publisher");
+    let private = dir.join(PRIVATE_DIR);
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -461,17 +468,6 @@ fn private_dir(dir: &Path) -> Result<PathBuf> {
         }
     }
     Ok(private)
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    bytes
-        .iter()
-        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-            let _ = write!(s, "{b:02x}");
-            s
-        })
 }
 
 #[cfg(test)]
@@ -545,9 +541,9 @@ mod tests {
         drop(s);
         assert_eq!(kept, sealed.path);
         assert_eq!(std::fs::read(&kept).unwrap(), b"data");
-        let adopted = Spool::adopt(&kept, 4, &sealed.digest().unwrap()).unwrap();
-        assert_eq!(adopted.len(), 4);
-        let e = Spool::adopt(&kept, 4, &hex(&Sha256::digest(b"other")))
+        let adopted = Spool::adopt(&kept, 4, Some(&sealed.digest().unwrap())).unwrap();
+        assert_eq!(adopted.len, 4);
+        let e = Spool::adopt(&kept, 4, Some(&hex(&Sha256::digest(b"other"))))
             .err()
             .unwrap();
         assert!(e.message().contains("has changed"));

@@ -2,9 +2,10 @@
 //!
 //! `tabpub publish --config FILE [--input PATH|-]` streams the input through the same library
 //! path a C host uses (feed in chunks, then finalize) and prints the result JSON. On failure it
-//! prints the message to stderr and exits with the `tp_status` number.
+//! prints the message to stderr and exits with the error kind's number (the C ABI's status).
 
 mod demo;
+mod usual_tool;
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -12,7 +13,6 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use tableau_publisher::ffi::tp_status;
 use tableau_publisher::progress::{Phase, Progress, ProgressFn};
 use tableau_publisher::{Error, ErrorKind, Publisher};
 
@@ -58,6 +58,16 @@ enum Command {
         #[arg(long)]
         config: PathBuf,
     },
+    /// List the spools kept in a spool directory (publishes that failed or were interrupted):
+    /// name, project, size, age, state, and the command that publishes each. Deletes nothing.
+    Spools {
+        /// The config's `spool_dir` (default: the system's temporary directory, as in the config).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Print JSON instead of text.
+        #[arg(long)]
+        json: bool,
+    },
     /// Start a local Tableau emulator with short-lived sessions, stream an extract slowly,
     /// and show that the publish succeeds because sign-in happens after the data arrived.
     Demo,
@@ -67,7 +77,7 @@ enum Command {
 const READ_CHUNK: usize = 1024 * 1024;
 
 fn exit_code(kind: ErrorKind) -> ExitCode {
-    ExitCode::from(tp_status::from(kind) as u8)
+    ExitCode::from(kind.code() as u8)
 }
 
 fn fail(e: &Error) -> ExitCode {
@@ -94,6 +104,34 @@ fn resume(manifest: &Path, config: &Path) -> Result<String, Error> {
     let mut publisher = Publisher::resume(&read_config(config)?, manifest)?;
     let result = publisher.finalize_and_publish()?;
     Ok(serde_json::to_string_pretty(result).expect("result serialises"))
+}
+
+fn spools(dir: Option<PathBuf>, json: bool) -> Result<String, Error> {
+    let dir = dir.unwrap_or_else(std::env::temp_dir);
+    let kept = tableau_publisher::kept::list(&dir)?;
+    if json {
+        return Ok(serde_json::to_string_pretty(&kept).expect("list serialises"));
+    }
+    if kept.is_empty() {
+        return Ok(format!("no kept spools in {}", dir.display()));
+    }
+    let mut out = String::new();
+    for k in &kept {
+        let name = k.datasource_name.as_deref().unwrap_or("(unknown data source)");
+        let project = k.project.as_deref().unwrap_or("?");
+        out.push_str(&format!(
+            "{name} in {project}: {:.1} MiB, {} old, {}\n  spool: {}\n",
+            k.bytes as f64 / 1048576.0,
+            humantime::format_duration(std::time::Duration::from_secs(k.age_secs)),
+            k.state,
+            k.spool.display()
+        ));
+        if let Some(cmd) = &k.resume {
+            out.push_str(&format!("  resume: {cmd}\n"));
+        }
+    }
+    out.push_str(&format!("{} kept spool(s) in {}", kept.len(), dir.display()));
+    Ok(out)
 }
 
 /// Progress lines on standard error: each phase once, and the upload every 5%.
@@ -184,6 +222,13 @@ fn main() -> ExitCode {
         Command::Resume { manifest, config } => match resume(&manifest, &config) {
             Ok(json) => {
                 println!("{json}");
+                ExitCode::SUCCESS
+            }
+            Err(e) => fail(&e),
+        },
+        Command::Spools { dir, json } => match spools(dir, json) {
+            Ok(text) => {
+                println!("{text}");
                 ExitCode::SUCCESS
             }
             Err(e) => fail(&e),

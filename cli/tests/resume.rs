@@ -113,7 +113,8 @@ fn failed_publish_is_resumed_byte_exact() {
     let manifest: serde_json::Value = serde_json::from_str(&manifest_text).unwrap();
     assert_eq!(manifest["bytes"], data.len() as u64);
     assert_eq!(manifest["sha256"], sha256_hex(&data));
-    assert_eq!(manifest["status"], 10);
+    assert_eq!(manifest["failure"]["kind"], "server");
+    assert_eq!(manifest["state"], "failed");
     let kept = PathBuf::from(manifest["spool"].as_str().unwrap());
     assert_eq!(
         std::fs::read(&kept).unwrap(),
