@@ -15,10 +15,20 @@ fn main() {
     let config = cbindgen::Config::from_file(crate_dir.join("cbindgen.toml"))
         .expect("cbindgen.toml is readable and valid");
     let generated = out_dir.join("tableau_publisher.h");
-    match cbindgen::Builder::new()
-        .with_crate(&crate_dir)
-        .with_config(config)
-        .generate()
+    // Only the C boundary is read, so only its items can reach the header: an allow-list by
+    // construction (a test checks every name in it starts with tp_/TP_).
+    let mut builder = cbindgen::Builder::new().with_config(config);
+    let mut sources: Vec<PathBuf> = std::fs::read_dir(crate_dir.join("src/ffi"))
+        .expect("src/ffi is readable")
+        .map(|e| e.expect("src/ffi entry").path())
+        .filter(|p| p.extension().is_some_and(|x| x == "rs"))
+        .collect();
+    sources.sort(); // a stable order, so the header does not change with the directory's
+    sources.sort_by_key(|p| !p.ends_with("mod.rs")); // the exports first, as before
+    for source in sources {
+        builder = builder.with_src(source);
+    }
+    match builder.generate()
     {
         Ok(bindings) => {
             bindings.write_to_file(&generated);

@@ -50,7 +50,8 @@ typedef enum tp_status {
   TP_ERR_TIMEOUT = 12,
   // The publish was cancelled.
   TP_ERR_CANCELLED = 13,
-  // A bug in this library (including a caught panic).
+  // A bug in this library (including a caught panic). A handle whose call ended so answers
+  // `TP_ERR_INTERNAL` to every later call; `tp_free` still releases it.
   TP_ERR_INTERNAL = 14,
 } tp_status;
 
@@ -164,7 +165,8 @@ const char *tp_last_error(const struct tp_publisher *p);
 // handle. Owned by the handle; valid until `tp_free`.
 const char *tp_result_json(const struct tp_publisher *p);
 
-// Releases a handle, stopping its threads: waits for the deletion of a published spool to
+// Releases a handle, stopping its threads (also a handle whose earlier call returned
+// `TP_ERR_INTERNAL`, which answers nothing else): waits for the deletion of a published spool to
 // finish. A spool that was not published successfully is deleted unless a failed
 // `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
 // no-op, and so is a handle another call is still using (from inside its progress callback):

@@ -12,6 +12,7 @@ use std::thread::JoinHandle;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::hex::hex;
 
 /// Bytes read and hashed at a time: small enough to stay in the CPU cache between the two.
 const PIECE: usize = 256 * 1024;
@@ -177,7 +178,7 @@ fn hash_as_written(mut file: File, shared: &Shared) -> Option<std::result::Resul
             return None;
         }
         if complete && done == written {
-            return Some(Ok(crate::spool::hex(&sha.finalize())));
+            return Some(Ok(hex(&sha.finalize())));
         }
     }
 }
@@ -188,7 +189,7 @@ mod tests {
     use std::io::Write;
 
     fn sha(data: &[u8]) -> String {
-        crate::spool::hex(&Sha256::digest(data))
+        hex(&Sha256::digest(data))
     }
 
     #[test]

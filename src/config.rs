@@ -1,4 +1,5 @@
-//! The JSON configuration, validated once by `tp_init` (no network, no files written).
+//! The JSON configuration, validated once when a publisher is created (no network, no files
+//! written).
 //!
 //! Secrets may be given inline or as the name of an environment variable (`<field>_env`) that is
 //! read only when publishing starts. Secrets are never printed: [`Secret`]'s `Debug` is redacted.
@@ -10,6 +11,7 @@ use std::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
+use crate::api_version::ApiVersion;
 use crate::error::{Error, Result};
 use crate::filetype::FileType;
 
@@ -120,15 +122,53 @@ pub const PUBLISH_SCOPES: &[&str] = &[
 ];
 
 /// What to do when a data source of the same name exists in the project.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
-    /// Fail with `TP_ERR_CONFLICT` if it exists.
+    /// Fail with [`ErrorKind::Conflict`](crate::ErrorKind::Conflict) if it exists.
     CreateNew,
     /// Replace it (or create it if absent).
     Overwrite,
-    /// Append the extract's rows to it; fails with `TP_ERR_NOT_FOUND` if absent.
+    /// Append the extract's rows to it; fails with
+    /// [`ErrorKind::NotFound`](crate::ErrorKind::NotFound) if absent.
     Append,
+}
+
+impl Mode {
+    /// Every mode, in the order the config's messages list them.
+    const ALL: [Mode; 3] = [Mode::CreateNew, Mode::Overwrite, Mode::Append];
+
+    /// The mode's name in the config, the result JSON and the manifest: the one table of
+    /// mode names (the config's list of words and the parser are derived from it).
+    pub const fn name(self) -> &'static str {
+        match self {
+            Mode::CreateNew => "create_new",
+            Mode::Overwrite => "overwrite",
+            Mode::Append => "append",
+        }
+    }
+
+    /// Every mode's name.
+    const NAMES: [&'static str; Mode::ALL.len()] = {
+        let mut names = [""; Mode::ALL.len()];
+        let mut i = 0;
+        while i < names.len() {
+            names[i] = Mode::ALL[i].name();
+            i += 1;
+        }
+        names
+    };
+
+    /// The mode called `name`.
+    fn from_name(name: &str) -> Option<Mode> {
+        Mode::ALL.into_iter().find(|m| m.name() == name)
+    }
+}
+
+impl<'de> Deserialize<'de> for Mode {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Mode, D::Error> {
+        let name = String::deserialize(d)?;
+        Mode::from_name(&name).ok_or_else(|| serde::de::Error::unknown_variant(&name, &Mode::NAMES))
+    }
 }
 
 /// Where to publish.
@@ -181,7 +221,7 @@ pub struct Config {
     /// Optional description.
     pub description: Option<String>,
     /// Forced REST API version, or negotiate with server info.
-    pub api_version: Option<String>,
+    pub api_version: Option<ApiVersion>,
     /// Directory for the spool file.
     pub spool_dir: PathBuf,
     /// Bytes per append request.
@@ -380,14 +420,15 @@ impl Config {
                 )));
             }
         }
-        if let Some(v) = &raw.api_version {
-            if parse_version(v).is_none() {
-                return Err(Error::config(format!(
+        let api_version = match &raw.api_version {
+            None => None,
+            Some(v) => Some(v.parse::<ApiVersion>().map_err(|_| {
+                Error::config(format!(
                     "\"api_version\" must look like \"3.21\", not {}",
                     quote(v)
-                )));
-            }
-        }
+                ))
+            })?),
+        };
         let spool_dir = match raw.spool_dir {
             Some(dir) => {
                 if !dir.is_dir() {
@@ -433,7 +474,7 @@ impl Config {
             mode: raw.mode,
             file_type: raw.file_type,
             description: raw.description,
-            api_version: raw.api_version,
+            api_version,
             spool_dir,
             chunk_size_bytes,
             as_job: raw.as_job,
@@ -466,12 +507,6 @@ fn check_project_names(names: Vec<String>, shown: &str) -> Result<Vec<String>> {
     Ok(names)
 }
 
-/// Parses `"3.21"` into `(3, 21)`.
-pub fn parse_version(v: &str) -> Option<(u32, u32)> {
-    let (major, minor) = v.split_once('.')?;
-    Some((major.parse().ok()?, minor.parse().ok()?))
-}
-
 /// Whether the URL's host is this machine (`localhost`, 127.0.0.0/8, `::1`).
 pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
     match url.host() {
@@ -483,13 +518,36 @@ pub(crate) fn is_loopback(url: &reqwest::Url) -> bool {
 }
 
 /// The certificates of a PEM file named by `tls_ca_file`: at least one.
+/// The most of a `tls_ca_file` read: a bundle of every public CA is about 250 KiB.
+const MAX_CA_FILE_BYTES: u64 = 4 * 1024 * 1024;
+
 fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
-    let pem = std::fs::read(path).map_err(|e| {
+    use std::io::Read;
+    let cannot = |e: &dyn std::fmt::Display| {
         Error::config(format!(
             "\"tls_ca_file\" {}: cannot read it ({e})",
             path.display()
         ))
-    })?;
+    };
+    // A device or a pipe (/dev/zero, a FIFO) would be read forever, or block tp_init.
+    let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
+    if !meta.is_file() {
+        return Err(Error::config(format!(
+            "\"tls_ca_file\" {} is not a regular file; give the path of a PEM file of certificates",
+            path.display()
+        )));
+    }
+    let mut pem = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_CA_FILE_BYTES + 1).read_to_end(&mut pem))
+        .map_err(|e| cannot(&e))?;
+    if pem.len() as u64 > MAX_CA_FILE_BYTES {
+        return Err(Error::config(format!(
+            "\"tls_ca_file\" {} is larger than {} MiB, far more than a bundle of certificates; give the PEM file of your CA",
+            path.display(),
+            MAX_CA_FILE_BYTES >> 20
+        )));
+    }
     let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
         Error::config(format!(
             "\"tls_ca_file\" {} is not a PEM file of certificates ({e})",
@@ -692,7 +750,7 @@ fn read_auth(obj: &Object, p: &mut Problems) -> Option<Auth> {
                 None => Some(PUBLISH_SCOPES.iter().map(|s| s.to_string()).collect()),
                 Some(_) => match s.get::<Vec<String>>(p, "scopes", SCOPES) {
                     Some(scopes) if scopes.is_empty() => {
-                        p.push(format!("\"auth.scopes\" must be {}", SCOPES.what));
+                        p.push(format!("\"auth.scopes\" must be {}", SCOPES.what()));
                         None
                     }
                     scopes => scopes,
@@ -829,6 +887,27 @@ impl Want {
             secret: false,
         }
     }
+    /// One of `words`, which are listed as what is expected.
+    const fn one_of(words: &'static [&'static str]) -> Want {
+        Want::new("").words(words)
+    }
+    /// What is expected: `what`, or the words listed (`"a", "b" or "c"`).
+    fn what(&self) -> std::borrow::Cow<'static, str> {
+        match self.words {
+            [.., last] if self.what.is_empty() => {
+                let quoted = |w: &&str| format!("\"{w}\"");
+                let init: Vec<String> = self.words[..self.words.len() - 1]
+                    .iter()
+                    .map(quoted)
+                    .collect();
+                match init.is_empty() {
+                    true => quoted(last).into(),
+                    false => format!("{} or {}", init.join(", "), quoted(last)).into(),
+                }
+            }
+            _ => self.what.into(),
+        }
+    }
     const fn range(self, range: &'static str) -> Want {
         Want { range, ..self }
     }
@@ -859,15 +938,11 @@ const AUTH: Want = Want::new(
     "an object such as {\"method\": \"pat\", \"token_name\": …, \"token_secret_env\": …}",
 )
 .secret();
-const MODE: Want = Want::new("\"create_new\", \"overwrite\" or \"append\"").words(&[
-    "create_new",
-    "overwrite",
-    "append",
-]);
+const MODE: Want = Want::one_of(&Mode::NAMES);
 const FILE_TYPE: Want =
     Want::new("\"hyper\", \"tdsx\", \"tds\" or \"tde\"").words(&["hyper", "tdsx", "tds", "tde"]);
 const AS_JOB: Want = Want::new("\"auto\", true or false");
-const METHOD: Want = Want::new("\"pat\", \"connected_app\" or \"password\"").words(AUTH_METHODS);
+const METHOD: Want = Want::one_of(AUTH_METHODS);
 const PROJECT: Want = Want::new("a path such as \"Finance/Quarterly\", or an array of names");
 const NAMES: Want = Want::new("an array of names").item("a string");
 const SCOPES: Want =
@@ -895,9 +970,9 @@ impl Problems {
     ) {
         let (below, value) = follow(value, inner);
         let what = if below.is_empty() || want.item.is_empty() {
-            want.what
+            want.what()
         } else {
-            want.item
+            want.item.into()
         };
         let range = match value {
             Value::Number(_) if !want.range.is_empty() => format!(" {}", want.range),
@@ -1013,7 +1088,7 @@ impl<'a> Section<'a> {
             p.push(format!(
                 "missing the required key {} ({})",
                 quote(&self.path(key)),
-                want.what
+                want.what()
             ));
             return None;
         }
@@ -1196,6 +1271,20 @@ fn quote(text: &str) -> String {
 mod tests {
     use super::*;
 
+    #[test]
+    fn a_tls_ca_file_that_is_a_device_or_too_large_is_refused_without_reading_it_all() {
+        let mut b = base();
+        b["tls_ca_file"] = "/dev/zero".into();
+        let e = Config::from_json(&b.to_string()).unwrap_err();
+        assert!(e.message().contains("not a regular file"), "{e}");
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.pem");
+        std::fs::write(&big, vec![b'A'; (MAX_CA_FILE_BYTES + 1) as usize]).unwrap();
+        b["tls_ca_file"] = big.to_str().unwrap().into();
+        let e = Config::from_json(&b.to_string()).unwrap_err();
+        assert!(e.message().contains("larger than 4 MiB"), "{e}");
+    }
+
     fn base() -> serde_json::Value {
         serde_json::json!({
             "server_url": "https://tableau.example.com/",
@@ -1230,6 +1319,33 @@ mod tests {
         assert!(
             !format!("{c:?}").contains("s3cret-value"),
             "Debug must redact secrets"
+        );
+    }
+
+    #[test]
+    fn modes_are_read_and_named_from_one_table() {
+        for mode in Mode::ALL {
+            let c = Config::from_json(&with("mode", mode.name().into())).unwrap();
+            assert_eq!(c.mode, mode);
+        }
+        assert_eq!(Mode::NAMES, ["create_new", "overwrite", "append"]);
+        assert_eq!(MODE.what(), "\"create_new\", \"overwrite\" or \"append\"");
+        assert_eq!(METHOD.what(), "\"pat\", \"connected_app\" or \"password\"");
+        assert_eq!(Want::one_of(&["only"]).what(), "\"only\"");
+    }
+
+    #[test]
+    fn api_version_is_parsed_once() {
+        let c = Config::from_json(&with("api_version", "3.19".into())).unwrap();
+        assert_eq!(c.api_version, Some(ApiVersion::new(3, 19)));
+        assert_eq!(c.api_version.unwrap().to_string(), "3.19");
+        assert!(Config::from_json(&base().to_string())
+            .unwrap()
+            .api_version
+            .is_none());
+        assert_eq!(
+            err(&with("api_version", "3.x".into())),
+            "\"api_version\" must look like \"3.21\", not \"3.x\""
         );
     }
 

@@ -1,39 +1,73 @@
-//! Errors as data: a kind (mapped 1:1 to `tp_status` at the C boundary) and a message that names
+//! Errors as data: a kind (with a stable number, the C ABI's status) and a message that names
 //! the problem and the fix. Messages never contain secrets.
 
 use std::fmt;
 
-/// What went wrong, at the granularity a host can act on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// What went wrong, at the granularity a host can act on. Each kind has a stable number
+/// ([`ErrorKind::code`]): the C ABI's status, `tabpub`'s exit code. Numbers are fixed and
+/// only ever appended to; 0 is success and belongs to no kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[repr(i32)]
 pub enum ErrorKind {
     /// A NULL pointer, a bad length or a non-UTF-8 string from the caller.
-    InvalidArgument,
+    InvalidArgument = 1,
     /// The configuration is invalid or incomplete.
-    Config,
+    Config = 2,
     /// The call is not allowed in the handle's current state.
-    State,
+    State = 3,
     /// Reading or writing local files (the spool) failed.
-    Io,
+    Io = 4,
     /// Tableau refused the credentials or the session.
-    Auth,
+    Auth = 5,
     /// Tableau says the user may not do this.
-    Permission,
+    Permission = 6,
     /// Tableau could not find the site, project or data source.
-    NotFound,
+    NotFound = 7,
     /// The data source already exists (create_new) or the request conflicts with server state.
-    Conflict,
+    Conflict = 8,
     /// Tableau throttled the requests (HTTP 429).
-    RateLimited,
+    RateLimited = 9,
     /// Tableau answered with a server-side error or an unexpected response.
-    Server,
+    Server = 10,
     /// The server could not be reached or the connection broke.
-    Network,
+    Network = 11,
     /// A request or the publish job took longer than allowed.
-    Timeout,
+    Timeout = 12,
     /// The publish was cancelled.
-    Cancelled,
+    Cancelled = 13,
     /// A bug in this library.
-    Internal,
+    Internal = 14,
+}
+
+impl ErrorKind {
+    /// Every kind, in the order of their numbers.
+    pub const ALL: [ErrorKind; 14] = [
+        ErrorKind::InvalidArgument,
+        ErrorKind::Config,
+        ErrorKind::State,
+        ErrorKind::Io,
+        ErrorKind::Auth,
+        ErrorKind::Permission,
+        ErrorKind::NotFound,
+        ErrorKind::Conflict,
+        ErrorKind::RateLimited,
+        ErrorKind::Server,
+        ErrorKind::Network,
+        ErrorKind::Timeout,
+        ErrorKind::Cancelled,
+        ErrorKind::Internal,
+    ];
+
+    /// The kind's stable number (1–14).
+    pub const fn code(self) -> i32 {
+        self as i32
+    }
+
+    /// The kind with this number, if any.
+    pub fn from_code(code: i32) -> Option<ErrorKind> {
+        ErrorKind::ALL.into_iter().find(|k| k.code() == code)
+    }
 }
 
 /// An error with a human-readable message that says what to do about it.
@@ -118,12 +152,6 @@ impl Error {
     /// Adds text to the end of the message (e.g. where the kept spool is).
     pub fn with_suffix(mut self, suffix: &str) -> Self {
         self.message.push_str(suffix);
-        self
-    }
-
-    /// Adds context to the front of the message (`"{context}: {message}"`).
-    pub fn context(mut self, context: &str) -> Self {
-        self.message = format!("{context}: {}", self.message);
         self
     }
 

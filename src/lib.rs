@@ -3,20 +3,28 @@
 //! The host feeds bytes as they are produced ([`Publisher::feed`]); only when the data is complete
 //! does [`Publisher::finalize_and_publish`] sign in, upload and publish, so a token cannot expire
 //! while an upstream job runs for hours. The C ABI in [`ffi`] is a thin layer over [`Publisher`].
+//!
+//! The Rust API is what this page lists: [`Publisher`], its results and errors, [`progress`]
+//! reports and the [`kept`] spools. Everything else is internal.
 
-pub mod background_hash;
-pub mod client;
-pub mod config;
-pub mod error;
+mod api_version;
+mod background_hash;
+pub(crate) mod client;
+mod config;
+mod error;
 pub mod ffi;
-pub mod filetype;
-pub mod manifest;
+mod filetype;
+#[doc(hidden)]
+pub mod fuzzing;
+mod hex;
+pub mod kept;
+mod manifest;
 pub mod progress;
-pub mod publish;
-pub mod publisher;
-pub mod spool;
+mod publish;
+mod publisher;
+mod sigpipe;
+mod spool;
 
-pub use config::Config;
 pub use error::{Error, ErrorKind};
-pub use publish::PublishResult;
+pub use publish::{PreflightResult, PublishResult};
 pub use publisher::Publisher;

@@ -57,7 +57,7 @@ pub type ProgressFn = Box<dyn FnMut(&Progress) -> bool + Send>;
 
 /// Shared by the publish flow and the body streams of one publish.
 #[derive(Clone, Default)]
-pub struct Reporter(Arc<Inner>);
+pub(crate) struct Reporter(Arc<Inner>);
 
 #[derive(Default)]
 struct Inner {
@@ -68,7 +68,7 @@ struct Inner {
 
 impl Reporter {
     /// A reporter calling `callback` (or nobody).
-    pub fn new(callback: Option<ProgressFn>) -> Reporter {
+    pub(crate) fn new(callback: Option<ProgressFn>) -> Reporter {
         Reporter(Arc::new(Inner {
             callback: Mutex::new(callback),
             state: Mutex::new(None),
@@ -77,12 +77,12 @@ impl Reporter {
     }
 
     /// Whether the host asked to cancel.
-    pub fn is_cancelled(&self) -> bool {
+    pub(crate) fn is_cancelled(&self) -> bool {
         self.0.cancelled.load(Ordering::Relaxed)
     }
 
     /// Gives the callback back (after the publish), so the handle keeps it.
-    pub fn take_callback(&self) -> Option<ProgressFn> {
+    pub(crate) fn take_callback(&self) -> Option<ProgressFn> {
         self.0
             .callback
             .lock()
@@ -113,7 +113,7 @@ impl Reporter {
     }
 
     /// Enters a phase.
-    pub fn phase(&self, phase: Phase) {
+    pub(crate) fn phase(&self, phase: Phase) {
         self.update(|p| {
             p.phase = phase;
             true
@@ -121,7 +121,7 @@ impl Reporter {
     }
 
     /// Starts an upload pass of `total` bytes.
-    pub fn start_upload(&self, total: u64) {
+    pub(crate) fn start_upload(&self, total: u64) {
         self.update(|p| {
             p.phase = Phase::Uploading;
             p.bytes_sent = 0;
@@ -133,7 +133,7 @@ impl Reporter {
     /// Records that the file's bytes up to offset `end` were handed to the connection
     /// (a re-sent range does not count twice). The host hears of it every
     /// 2 MiB and at the end.
-    pub fn sent_up_to(&self, end: u64) {
+    pub(crate) fn sent_up_to(&self, end: u64) {
         self.update(|p| {
             let before = p.bytes_sent;
             p.bytes_sent = before.max(end);

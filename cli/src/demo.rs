@@ -1,11 +1,12 @@
 //! `tabpub demo`: the problem and the fix, side by side, against a local emulator whose
 //! sessions expire faster than the simulated upstream produces the extract.
 
+
 use std::time::{Duration, Instant};
 
 use tableau_emulator::{Config as EmulatorConfig, Emulator};
-use tableau_publisher::client::{http::Http, retry::RetryPolicy, Api};
-use tableau_publisher::{Config, Error, ErrorKind, Publisher};
+use tableau_publisher::{Error, ErrorKind, Publisher};
+use crate::usual_tool::{Failure, UsualTool};
 
 /// The emulator's session lifetime.
 const TOKEN_TTL: Duration = Duration::from_secs(2);
@@ -14,6 +15,10 @@ const UPSTREAM: Duration = Duration::from_secs(5);
 /// Size of the generated extract: above 64 MiB, so it is uploaded in chunks and published as a job.
 const EXTRACT_BYTES: usize = 72 * 1024 * 1024;
 const FEED_CHUNK: usize = 2 * 1024 * 1024;
+/// The site, and the personal access token both tools sign in with.
+const SITE: &str = "";
+const TOKEN_NAME: &str = "ci";
+const TOKEN_SECRET: &str = "ci-secret";
 
 fn internal(e: impl std::fmt::Display) -> Error {
     Error::new(ErrorKind::Internal, format!("demo: {e}"))
@@ -51,32 +56,19 @@ pub fn run() -> Result<(), Error> {
 
     let config_json = serde_json::json!({
         "server_url": url,
-        "site": "",
-        "auth": {"method": "pat", "token_name": "ci", "token_secret": "ci-secret"},
+        "site": SITE,
+        "auth": {"method": "pat", "token_name": TOKEN_NAME, "token_secret": TOKEN_SECRET},
         "project": "Finance/Quarterly",
         "datasource_name": "Nightly Sales",
         "mode": "overwrite",
         "chunk_size_bytes": 16 * 1024 * 1024
     })
     .to_string();
-    let config = Config::from_json(&config_json)?;
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(internal)?;
 
     // The usual way: sign in when the workflow starts.
     // A tool that neither retries nor signs in again, as most do.
-    let naive = RetryPolicy {
-        max_attempts: 1,
-        ..RetryPolicy::default()
-    };
-    let http = Http::new(&config.server_url, Duration::from_secs(30), config.route()?)?;
-    let mut early = Api::new(http, &config.site, &config.auth, naive, 0);
-    runtime.block_on(async {
-        early.negotiate_version().await?;
-        early.sign_in().await
-    })?;
+    let early = UsualTool::sign_in(&url, SITE, TOKEN_NAME, TOKEN_SECRET)
+        .map_err(|e| internal(format!("the usual tool could not sign in: {e}")))?;
     println!("[usual tool]    signed in at t=0 s, before the upstream ran.");
 
     // Our way: spool what the upstream produces, and sign in only at the end.
@@ -91,23 +83,29 @@ pub fn run() -> Result<(), Error> {
         std::thread::sleep(pause);
     }
     println!(
-        "[upstream]      produced {} MiB in {:.1} s (fed to tp_feed_chunk as it came).",
+        "[upstream]      produced {} MiB in {:.1} s (fed to the plugin as it came).",
         EXTRACT_BYTES >> 20,
         start.elapsed().as_secs_f64()
     );
 
-    match runtime.block_on(early.initiate_upload()) {
-        Err(e) if e.kind() == ErrorKind::Auth => {
-            println!("[usual tool]    upload now fails, its token died while waiting:\n                {}", first_sentence(e.message()));
+    match early.initiate_upload() {
+        Err(Failure::Status {
+            status: 401,
+            message,
+        }) => {
+            println!("[usual tool]    upload now fails, its token died while waiting:\n                {message}");
         }
-        Err(e) => return Err(e.context("demo: the early session failed unexpectedly")),
+        Err(e) => {
+            return Err(internal(format!(
+                "the early session failed unexpectedly: {e}"
+            )))
+        }
         Ok(_) => {
             return Err(internal(
                 "the early session was still valid; the demo expects it to have expired",
             ))
         }
     }
-    drop(runtime);
 
     // Tableau Cloud ends sessions after 120 minutes, so a long upload can outlive its token too.
     // Show that: every session ends after the 4th authenticated request of the publish.
@@ -154,10 +152,6 @@ pub fn run() -> Result<(), Error> {
         );
     }
     Ok(())
-}
-
-fn first_sentence(message: &str) -> &str {
-    message.split(". ").next().unwrap_or(message)
 }
 
 fn shorten(path: &str) -> String {

@@ -16,16 +16,19 @@ use reqwest::{Method, RequestBuilder};
 use super::http::{Http, Response};
 use super::multipart::{self, FilePart};
 use super::retry::{self, Retry, RetryPolicy};
-use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published, ServerInfo};
+use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published};
 use super::xml_attr;
-use crate::config::{parse_version, Auth};
+use crate::api_version::ApiVersion;
+use crate::config::Auth;
 use crate::error::{Error, ErrorKind, Result};
 use crate::progress::Reporter;
 
 /// The newest REST API version this client was written against.
-pub const CLIENT_MAX_API_VERSION: &str = "3.28";
+const CLIENT_MAX_API_VERSION: ApiVersion = ApiVersion::new(3, 28);
 /// The version used for the Server Info call (available since 2.4).
-const SERVER_INFO_VERSION: &str = "2.4";
+const SERVER_INFO_VERSION: ApiVersion = ApiVersion::new(2, 4);
+/// Since this version Tableau's own client percent-encodes a filter's delimiters too.
+const ENCODED_FILTER_DELIMITERS: ApiVersion = ApiVersion::new(3, 7);
 /// Page size for listings (Tableau's maximum).
 const PAGE_SIZE: u32 = 1000;
 
@@ -97,7 +100,8 @@ pub struct Api {
     auth: Auth,
     policy: RetryPolicy,
     max_reauthentications: u32,
-    version: String,
+    /// The newest this client knows until negotiated or set.
+    version: ApiVersion,
     token: RefCell<Option<String>>,
     site_id: RefCell<Option<String>>,
     signed_in_at: Cell<Option<Instant>>,
@@ -122,7 +126,7 @@ impl Api {
             auth: auth.clone(),
             policy,
             max_reauthentications,
-            version: String::new(),
+            version: CLIENT_MAX_API_VERSION,
             token: RefCell::new(None),
             site_id: RefCell::new(None),
             signed_in_at: Cell::new(None),
@@ -150,8 +154,8 @@ impl Api {
     }
 
     /// The REST API version in use.
-    pub fn version(&self) -> &str {
-        &self.version
+    pub fn version(&self) -> ApiVersion {
+        self.version
     }
 
     /// Counters so far.
@@ -186,8 +190,8 @@ impl Api {
     }
 
     /// Uses `version` without asking the server.
-    pub fn set_version(&mut self, version: &str) {
-        self.version = version.to_owned();
+    pub fn set_version(&mut self, version: ApiVersion) {
+        self.version = version;
     }
 
     /// Sends a request built by `build(token)`, retrying as `kind` allows. With `authed`, a
@@ -200,8 +204,8 @@ impl Api {
         build: &dyn Fn(Option<&str>) -> Result<RequestBuilder>,
     ) -> Result<Response> {
         let started = Instant::now();
-        // Yields a wait before each retry, then `None` once `max_attempts` are used up.
-        let mut backoff = self.policy.backoff().into_iter();
+        // The waits before retries; how many retries there may be is counted below.
+        let mut backoff = self.policy.backoff();
         let mut reauthenticated = false;
         let mut attempts = 1u32;
         loop {
@@ -242,10 +246,7 @@ impl Api {
             let wait = match decision {
                 Retry::No => return Err(self.explain_rate_limit(err)),
                 Retry::Wait(d) => d,
-                Retry::Backoff => match backoff.next() {
-                    Some(Some(d)) => d,
-                    _ => return Err(gave_up(err, attempts, started)),
-                },
+                Retry::Backoff => backoff.next_wait(),
             };
             if attempts >= self.policy.max_attempts
                 || started.elapsed() + wait > self.policy.max_elapsed
@@ -313,9 +314,9 @@ impl Api {
     }
 
     /// Reads Server Info (no sign-in needed) and picks min(server, client) as the version.
-    pub async fn negotiate_version(&mut self) -> Result<ServerInfo> {
-        let what = "Server Info (GET /api/2.4/serverinfo)";
+    pub async fn negotiate_version(&mut self) -> Result<()> {
         let path = format!("/api/{SERVER_INFO_VERSION}/serverinfo");
+        let what = &format!("Server Info (GET {path})");
         let resp = self
             .call(what, Kind::Idempotent, false, &|_| Ok(self.http.request(Method::GET, &path)))
             .await
@@ -327,7 +328,7 @@ impl Api {
                 }
             })?;
         let info = xml::server_info(&resp.xml(what)?).map_err(|e| bad_answer(what, &e))?;
-        let server = parse_version(&info.rest_api_version).ok_or_else(|| {
+        let server: ApiVersion = info.rest_api_version.parse().map_err(|_| {
             bad_answer(
                 what,
                 &format!(
@@ -336,13 +337,8 @@ impl Api {
                 ),
             )
         })?;
-        let client = parse_version(CLIENT_MAX_API_VERSION).expect("valid constant");
-        self.version = if server < client {
-            info.rest_api_version.clone()
-        } else {
-            CLIENT_MAX_API_VERSION.to_owned()
-        };
-        Ok(info)
+        self.version = server.min(CLIENT_MAX_API_VERSION);
+        Ok(())
     }
 
     fn site_path(&self, rest: &str) -> Result<String> {
@@ -447,7 +443,7 @@ impl Api {
     fn filter_query(&self, terms: &[Filter<'_>]) -> String {
         // Since API 3.7 Tableau's client percent-encodes the whole filter, delimiters included;
         // before that it sent the delimiters raw. Do the same.
-        let modern = parse_version(&self.version).is_some_and(|v| v >= (3, 7));
+        let modern = self.version >= ENCODED_FILTER_DELIMITERS;
         let enc = |s: &str| utf8_percent_encode(s, QUERY_VALUE).to_string();
         let (colon, comma) = if modern { ("%3A", "%2C") } else { (":", ",") };
         terms

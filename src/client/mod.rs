@@ -1,15 +1,17 @@
-//! The Tableau REST client: HTTP transport and error mapping ([`http`]), XML response parsing
-//! ([`xml`]), multipart bodies streamed from disk ([`multipart`]) and the calls the publisher
-//! makes ([`api`]). Written from Tableau's documentation and its client's fixtures; shares no
+//! The Tableau REST client: HTTP transport and error mapping (`http`), XML response parsing
+//! ([`xml`]), multipart bodies streamed from disk (`multipart`) and the calls the publisher
+//! makes (`api`). Written from Tableau's documentation and its client's fixtures; shares no
 //! code with the emulator.
+//!
+//! Internal: only [`xml`] is reachable from outside, for the fuzzing smoke test.
 
-pub mod activity;
-pub mod api;
-pub mod http;
-pub mod jwt;
-pub mod multipart;
-pub mod retry;
+pub(crate) mod activity;
+pub(crate) mod api;
+pub(crate) mod http;
+pub(crate) mod jwt;
+pub(crate) mod multipart;
+pub(crate) mod retry;
 pub mod xml;
-pub mod xml_attr;
+pub(crate) mod xml_attr;
 
-pub use api::Api;
+pub(crate) use api::Api;

@@ -10,9 +10,11 @@ use std::time::{Duration, SystemTime};
 
 use exponential_backoff::Backoff;
 
+use crate::config::RetrySettings;
 use crate::error::{Error, ErrorKind};
 
-/// Limits on retrying one call.
+/// Limits on retrying one call, from the config's `"retry"` object (whose defaults are
+/// [`RetrySettings::default`]).
 #[derive(Clone, Debug)]
 pub struct RetryPolicy {
     /// Attempts per call, the first included.
@@ -23,33 +25,48 @@ pub struct RetryPolicy {
     pub base_delay: Duration,
     /// Cap on a single backoff wait.
     pub max_delay: Duration,
-    /// Longest wait honoured for a 429; a longer request fails with `TP_ERR_RATE_LIMITED`.
+    /// Longest wait honoured for a 429; a longer request fails as
+    /// [`ErrorKind::RateLimited`].
     pub max_rate_limit_wait: Duration,
 }
 
-impl Default for RetryPolicy {
-    fn default() -> Self {
+impl From<&RetrySettings> for RetryPolicy {
+    fn from(r: &RetrySettings) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: 6,
-            max_elapsed: Duration::from_secs(600),
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-            max_rate_limit_wait: Duration::from_secs(900),
+            max_attempts: r.max_attempts,
+            max_elapsed: Duration::from_secs(r.max_elapsed_secs),
+            base_delay: Duration::from_millis(r.base_delay_ms),
+            max_delay: Duration::from_millis(r.max_delay_ms),
+            max_rate_limit_wait: Duration::from_secs(r.max_rate_limit_wait_secs),
         }
     }
 }
 
 impl RetryPolicy {
-    /// The backoff schedule for one call: waits before attempts 2, 3, ….
-    pub fn backoff(&self) -> Backoff {
-        let mut b = Backoff::new(
-            self.max_attempts.max(1),
-            self.base_delay / 2,
-            self.max_delay,
-        );
+    /// The backoff schedule for one call: the waits before attempts 2, 3, …. It does not
+    /// count attempts; the caller stops at `max_attempts`.
+    pub fn backoff(&self) -> Waits {
+        // Never exhausted in practice: the caller's count ends long before.
+        let mut b = Backoff::new(u32::MAX, self.base_delay / 2, self.max_delay);
         // Jitter 1.0 draws each wait uniformly from [0, 2·d]: "full jitter" around d.
         b.set_jitter(1.0);
-        b
+        Waits {
+            waits: b.into_iter(),
+            cap: self.max_delay,
+        }
+    }
+}
+
+/// The backoff waits of one call, in order.
+pub struct Waits {
+    waits: exponential_backoff::IntoIter,
+    cap: Duration,
+}
+
+impl Waits {
+    /// The wait before the next attempt.
+    pub fn next_wait(&mut self) -> Duration {
+        self.waits.next().flatten().unwrap_or(self.cap)
     }
 }
 
@@ -165,7 +182,7 @@ mod tests {
 
     #[test]
     fn state_changing_calls_retry_only_when_provably_not_applied() {
-        let p = RetryPolicy::default();
+        let p = RetryPolicy::from(&RetrySettings::default());
         let server = Error::new(ErrorKind::Server, "x").with_code("", 503);
         assert_eq!(for_idempotent(&server, &p), Retry::Backoff);
         assert_eq!(for_state_changing(&server, &p), Retry::No);
@@ -194,12 +211,29 @@ mod tests {
 
     #[test]
     fn backoff_is_bounded() {
-        let p = RetryPolicy {
-            max_attempts: 4,
-            ..RetryPolicy::default()
-        };
-        let waits: Vec<_> = p.backoff().into_iter().collect();
-        assert_eq!(waits.len(), 4);
-        assert!(waits.iter().flatten().all(|d| *d <= p.max_delay));
+        let p = RetryPolicy::from(&RetrySettings::default());
+        let mut backoff = p.backoff();
+        let waits: Vec<_> = (0..40).map(|_| backoff.next_wait()).collect();
+        assert!(waits
+            .iter()
+            .all(|d| *d >= p.base_delay / 2 && *d <= p.max_delay));
+        assert_eq!(waits[39], p.max_delay);
+    }
+
+    #[test]
+    fn the_policy_is_the_configured_retry_settings() {
+        let p = RetryPolicy::from(&RetrySettings {
+            max_attempts: 2,
+            max_elapsed_secs: 3,
+            base_delay_ms: 4,
+            max_delay_ms: 5,
+            max_rate_limit_wait_secs: 6,
+            ..RetrySettings::default()
+        });
+        assert_eq!(p.max_attempts, 2);
+        assert_eq!(p.max_elapsed, Duration::from_secs(3));
+        assert_eq!(p.base_delay, Duration::from_millis(4));
+        assert_eq!(p.max_delay, Duration::from_millis(5));
+        assert_eq!(p.max_rate_limit_wait, Duration::from_secs(6));
     }
 }

@@ -1,12 +1,12 @@
 //! The opaque handle and the only pointer casts.
 //!
-//! A call holds the handle for its whole duration. A second call meanwhile (from inside the
-//! progress callback, or from another thread) finds it busy and is refused, instead of
-//! aliasing state the first call is using.
+//! A call holds the handle's lock for its whole duration. A second call meanwhile (from inside
+//! the progress callback, or from another thread) finds it held and is refused, instead of
+//! aliasing state the first call is using. A call that panicked leaves the lock poisoned: the
+//! handle then answers `TP_ERR_INTERNAL` to everything but `tp_free`, which still releases it.
 
-use std::cell::UnsafeCell;
 use std::ffi::{c_char, CString};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, TryLockError};
 
 use crate::publisher::Publisher;
 
@@ -18,11 +18,10 @@ const BUSY: &std::ffi::CStr = c"the handle is in use by a call that has not retu
 /// made while another call on the same handle is running is refused with `TP_ERR_STATE`.
 #[allow(non_camel_case_types)]
 pub struct tp_publisher {
-    busy: AtomicBool,
-    state: UnsafeCell<Handle>,
+    state: Mutex<Handle>,
 }
 
-/// The handle's state, reachable only through [`Held`].
+/// The handle's state, reachable only through its lock.
 pub(crate) struct Handle {
     pub(crate) inner: Publisher,
     pub(crate) last_error: CString,
@@ -33,40 +32,16 @@ pub(crate) struct Handle {
 pub(crate) enum Access<'a> {
     Null,
     Busy,
-    Held(Held<'a>),
-}
-
-/// Exclusive use of a handle for one call; released when dropped (also while unwinding).
-pub(crate) struct Held<'a> {
-    handle: &'a tp_publisher,
-}
-
-impl std::ops::Deref for Held<'_> {
-    type Target = Handle;
-    fn deref(&self) -> &Handle {
-        // SAFETY: `busy` was false and is now ours: no other reference to the state exists.
-        unsafe { &*self.handle.state.get() }
-    }
-}
-
-impl std::ops::DerefMut for Held<'_> {
-    fn deref_mut(&mut self) -> &mut Handle {
-        // SAFETY: as in `deref`, and `self` is borrowed mutably.
-        unsafe { &mut *self.handle.state.get() }
-    }
-}
-
-impl Drop for Held<'_> {
-    fn drop(&mut self) {
-        self.handle.busy.store(false, Ordering::Release);
-    }
+    /// An earlier call panicked with the handle held: its state may be inconsistent.
+    Poisoned(MutexGuard<'a, Handle>),
+    /// Exclusive use for one call; released when dropped (also while unwinding).
+    Held(MutexGuard<'a, Handle>),
 }
 
 impl tp_publisher {
     pub(crate) fn new(inner: Publisher) -> Box<tp_publisher> {
         Box::new(tp_publisher {
-            busy: AtomicBool::new(false),
-            state: UnsafeCell::new(Handle {
+            state: Mutex::new(Handle {
                 inner,
                 last_error: CString::default(),
                 result_json: None,
@@ -74,20 +49,20 @@ impl tp_publisher {
         })
     }
 
-    /// Takes the handle behind a pointer from C for one call.
+    /// Takes the handle behind a pointer from C for one call; never blocks.
     ///
     /// # Safety
     /// `p` is NULL or a pointer returned by `tp_init` and not yet freed.
     pub(crate) unsafe fn access<'a>(p: *const tp_publisher) -> Access<'a> {
-        // SAFETY: NULL or live per the caller's contract; only `busy` (atomic) and the
-        // `UnsafeCell` are reached through this shared reference.
+        // SAFETY: NULL or live per the caller's contract; only the lock is reached through it.
         let Some(handle) = (unsafe { p.as_ref() }) else {
             return Access::Null;
         };
-        if handle.busy.swap(true, Ordering::Acquire) {
-            return Access::Busy;
+        match handle.state.try_lock() {
+            Ok(held) => Access::Held(held),
+            Err(TryLockError::WouldBlock) => Access::Busy,
+            Err(TryLockError::Poisoned(e)) => Access::Poisoned(e.into_inner()),
         }
-        Access::Held(Held { handle })
     }
 
     /// The message for a busy handle, as a C string.
@@ -96,15 +71,17 @@ impl tp_publisher {
     }
 
     /// Frees a handle from `tp_init`, unless a call is still using it (then it is left alone).
+    /// A poisoned handle is freed too.
     ///
     /// # Safety
     /// `p` is a pointer returned by `tp_init` and not yet freed.
     pub(crate) unsafe fn free(p: *mut tp_publisher) {
         // SAFETY: per the caller's contract.
         match unsafe { Self::access(p) } {
-            Access::Held(held) => {
-                std::mem::forget(held); // the box goes; nobody can hold it again
-                                        // SAFETY: from Box::into_raw in tp_init, and no call is using it.
+            Access::Held(guard) | Access::Poisoned(guard) => {
+                drop(guard);
+                // SAFETY: from Box::into_raw in tp_init; no call is using it (we just held its
+                // lock, and a call on a handle being freed is the caller's contract violation).
                 drop(unsafe { Box::from_raw(p) });
             }
             Access::Null | Access::Busy => {}

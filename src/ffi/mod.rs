@@ -19,11 +19,18 @@ use handle::{Access, Handle};
 use last_error::{init_error, set_init_error, to_cstring};
 pub use status::{tp_status, TP_ABI_VERSION};
 
-use crate::error::Error;
+use crate::error::{Error, ErrorKind};
 use crate::publisher::Publisher;
 
-fn fail(p: &mut Handle, e: &Error) -> tp_status {
-    p.last_error = to_cstring(e.message());
+/// Records `e` on the handle. A call made at the wrong time or with a wrong argument is the
+/// caller's to fix, so its message starts with the C function's name.
+fn fail(p: &mut Handle, function: &str, e: &Error) -> tp_status {
+    p.last_error = match e.kind() {
+        ErrorKind::State | ErrorKind::InvalidArgument => {
+            to_cstring(&format!("{function}: {}", e.message()))
+        }
+        _ => to_cstring(e.message()),
+    };
     e.kind().into()
 }
 
@@ -49,6 +56,10 @@ unsafe fn with_handle(
         match unsafe { tp_publisher::access(p) } {
             Access::Null => null_handle(function),
             Access::Busy => tp_status::TP_ERR_STATE,
+            Access::Poisoned(mut h) => {
+                h.last_error = to_cstring(&format!("{function}: {POISONED}"));
+                tp_status::TP_ERR_INTERNAL
+            }
             Access::Held(mut h) => {
                 h.last_error = Default::default();
                 body(&mut h)
@@ -58,10 +69,10 @@ unsafe fn with_handle(
 }
 
 /// `TP_OK`, or the error's status with its message recorded on the handle.
-fn report<T>(h: &mut Handle, result: crate::error::Result<T>) -> tp_status {
+fn report<T>(h: &mut Handle, function: &str, result: crate::error::Result<T>) -> tp_status {
     match result {
         Ok(_) => tp_status::TP_OK,
-        Err(e) => fail(h, &e),
+        Err(e) => fail(h, function, &e),
     }
 }
 
@@ -70,6 +81,9 @@ fn invalid(h: &mut Handle, message: &str) -> tp_status {
     tp_status::TP_ERR_INVALID_ARGUMENT
 }
 
+/// What every call on a handle whose earlier call panicked is told.
+const POISONED: &str = "an earlier call on this handle failed inside the library (a bug in tableau-publisher), so the handle may be inconsistent and is no longer used; free it with tp_free and create a new one (any data fed is still in spool_dir)";
+
 fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
     let msg = format!(
         "{function}: internal error (a bug in tableau-publisher); any data fed is still in spool_dir"
@@ -77,7 +91,7 @@ fn panicked(p: *mut tp_publisher, function: &str) -> tp_status {
     // SAFETY: same pointer the caller gave us; the panic happened inside our own code and the
     // call's hold on the handle was released while unwinding.
     match unsafe { tp_publisher::access(p) } {
-        Access::Held(mut h) => h.last_error = to_cstring(&msg),
+        Access::Held(mut h) | Access::Poisoned(mut h) => h.last_error = to_cstring(&msg),
         Access::Null | Access::Busy => set_init_error(&msg),
     }
     tp_status::TP_ERR_INTERNAL
@@ -150,7 +164,7 @@ pub unsafe extern "C" fn tp_feed_chunk(
                 std::slice::from_raw_parts(data, len)
             };
             let result = h.inner.feed(bytes);
-            report(h, result)
+            report(h, "tp_feed_chunk", result)
         })
     }
 }
@@ -174,7 +188,7 @@ pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char)
                 return invalid(h, "tp_feed_file: path is not valid UTF-8");
             };
             let result = h.inner.feed_file(std::path::Path::new(path));
-            report(h, result)
+            report(h, "tp_feed_file", result)
         })
     }
 }
@@ -211,7 +225,7 @@ pub unsafe extern "C" fn tp_preflight(p: *mut tp_publisher) -> tp_status {
     unsafe {
         with_handle(p, "tp_preflight", |h| {
             let result = h.inner.preflight();
-            report(h, result)
+            report(h, "tp_preflight", result)
         })
     }
 }
@@ -237,7 +251,7 @@ pub unsafe extern "C" fn tp_finalize_and_publish(p: *mut tp_publisher) -> tp_sta
                     h.result_json = Some(to_cstring(&json));
                     tp_status::TP_OK
                 }
-                Err(e) => fail(h, &e),
+                Err(e) => fail(h, "tp_finalize_and_publish", &e),
             }
         })
     }
@@ -255,7 +269,7 @@ pub unsafe extern "C" fn tp_last_error(p: *const tp_publisher) -> *const c_char 
     ffi_boundary!(c"".as_ptr(), {
         // SAFETY: NULL or a live handle per the contract.
         match unsafe { tp_publisher::access(p) } {
-            Access::Held(h) => h.last_error.as_ptr(),
+            Access::Held(h) | Access::Poisoned(h) => h.last_error.as_ptr(),
             Access::Busy => tp_publisher::busy_message(),
             Access::Null => init_error(),
         }
@@ -273,12 +287,13 @@ pub unsafe extern "C" fn tp_result_json(p: *const tp_publisher) -> *const c_char
         // SAFETY: NULL or a live handle per the contract.
         match unsafe { tp_publisher::access(p) } {
             Access::Held(h) => h.result_json.as_ref().map_or(ptr::null(), |s| s.as_ptr()),
-            Access::Busy | Access::Null => ptr::null(),
+            Access::Poisoned(_) | Access::Busy | Access::Null => ptr::null(),
         }
     })
 }
 
-/// Releases a handle, stopping its threads: waits for the deletion of a published spool to
+/// Releases a handle, stopping its threads (also a handle whose earlier call returned
+/// `TP_ERR_INTERNAL`, which answers nothing else): waits for the deletion of a published spool to
 /// finish. A spool that was not published successfully is deleted unless a failed
 /// `tp_finalize_and_publish` kept it (then it stays on disk for a later publish). NULL is a
 /// no-op, and so is a handle another call is still using (from inside its progress callback):
@@ -309,4 +324,57 @@ pub extern "C" fn tp_abi_version() -> u32 {
 #[no_mangle]
 pub extern "C" fn tp_status_str(status: i32) -> *const c_char {
     status::status_str(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_call_that_panics_poisons_the_handle_and_tp_free_still_releases_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let config = serde_json::json!({
+            "server_url": "http://127.0.0.1:9", "site": "",
+            "auth": {"method": "pat", "token_name": "ci", "token_secret": "s"},
+            "project": "P", "datasource_name": "D", "mode": "overwrite",
+            "spool_dir": dir.path(),
+        })
+        .to_string();
+        let config = std::ffi::CString::new(config).unwrap();
+        let mut p: *mut tp_publisher = ptr::null_mut();
+        // SAFETY: valid pointers; the handle is freed below.
+        unsafe {
+            assert_eq!(tp_init(config.as_ptr(), &mut p), tp_status::TP_OK);
+            assert_eq!(tp_feed_chunk(p, b"Hyper".as_ptr(), 5), tp_status::TP_OK);
+            let rc = with_handle(p, "tp_feed_chunk", |_| panic!("a bug inside a call"));
+            assert_eq!(rc, tp_status::TP_ERR_INTERNAL);
+            let msg = CStr::from_ptr(tp_last_error(p))
+                .to_str()
+                .unwrap()
+                .to_owned();
+            assert!(msg.contains("internal error"), "{msg}");
+            for _ in 0..2 {
+                assert_eq!(
+                    tp_feed_chunk(p, b"x".as_ptr(), 1),
+                    tp_status::TP_ERR_INTERNAL,
+                    "every later call is refused"
+                );
+                let msg = CStr::from_ptr(tp_last_error(p)).to_str().unwrap();
+                assert!(msg.starts_with("tp_feed_chunk: an earlier call"), "{msg}");
+            }
+            assert_eq!(tp_preflight(p), tp_status::TP_ERR_INTERNAL);
+            assert!(tp_result_json(p).is_null());
+            tp_free(p);
+        }
+        // The spool the handle had is gone with it (it was never kept).
+        let left = std::fs::read_dir(dir.path().join("tableau-publisher"))
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .filter(|e| e.file_name().to_string_lossy().ends_with(".spool"))
+            .count();
+        assert_eq!(
+            left, 0,
+            "tp_free released the poisoned handle and its spool"
+        );
+    }
 }

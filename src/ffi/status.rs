@@ -38,28 +38,44 @@ pub enum tp_status {
     TP_ERR_TIMEOUT = 12,
     /// The publish was cancelled.
     TP_ERR_CANCELLED = 13,
-    /// A bug in this library (including a caught panic).
+    /// A bug in this library (including a caught panic). A handle whose call ended so answers
+    /// `TP_ERR_INTERNAL` to every later call; `tp_free` still releases it.
     TP_ERR_INTERNAL = 14,
 }
 
 impl From<ErrorKind> for tp_status {
     fn from(kind: ErrorKind) -> tp_status {
-        match kind {
-            ErrorKind::InvalidArgument => tp_status::TP_ERR_INVALID_ARGUMENT,
-            ErrorKind::Config => tp_status::TP_ERR_CONFIG,
-            ErrorKind::State => tp_status::TP_ERR_STATE,
-            ErrorKind::Io => tp_status::TP_ERR_IO,
-            ErrorKind::Auth => tp_status::TP_ERR_AUTH,
-            ErrorKind::Permission => tp_status::TP_ERR_PERMISSION,
-            ErrorKind::NotFound => tp_status::TP_ERR_NOT_FOUND,
-            ErrorKind::Conflict => tp_status::TP_ERR_CONFLICT,
-            ErrorKind::RateLimited => tp_status::TP_ERR_RATE_LIMITED,
-            ErrorKind::Server => tp_status::TP_ERR_SERVER,
-            ErrorKind::Network => tp_status::TP_ERR_NETWORK,
-            ErrorKind::Timeout => tp_status::TP_ERR_TIMEOUT,
-            ErrorKind::Cancelled => tp_status::TP_ERR_CANCELLED,
-            ErrorKind::Internal => tp_status::TP_ERR_INTERNAL,
-        }
+        status_of(kind)
+    }
+}
+
+/// The header's numbers are the kinds' numbers: checked when the crate compiles.
+const _: () = {
+    let mut i = 0;
+    while i < ErrorKind::ALL.len() {
+        let kind = ErrorKind::ALL[i];
+        assert!(status_of(kind) as i32 == kind.code());
+        i += 1;
+    }
+};
+
+/// `tp_status::from`, usable in the compile-time check above.
+const fn status_of(kind: ErrorKind) -> tp_status {
+    match kind {
+        ErrorKind::InvalidArgument => tp_status::TP_ERR_INVALID_ARGUMENT,
+        ErrorKind::Config => tp_status::TP_ERR_CONFIG,
+        ErrorKind::State => tp_status::TP_ERR_STATE,
+        ErrorKind::Io => tp_status::TP_ERR_IO,
+        ErrorKind::Auth => tp_status::TP_ERR_AUTH,
+        ErrorKind::Permission => tp_status::TP_ERR_PERMISSION,
+        ErrorKind::NotFound => tp_status::TP_ERR_NOT_FOUND,
+        ErrorKind::Conflict => tp_status::TP_ERR_CONFLICT,
+        ErrorKind::RateLimited => tp_status::TP_ERR_RATE_LIMITED,
+        ErrorKind::Server => tp_status::TP_ERR_SERVER,
+        ErrorKind::Network => tp_status::TP_ERR_NETWORK,
+        ErrorKind::Timeout => tp_status::TP_ERR_TIMEOUT,
+        ErrorKind::Cancelled => tp_status::TP_ERR_CANCELLED,
+        ErrorKind::Internal => tp_status::TP_ERR_INTERNAL,
     }
 }
 
@@ -100,21 +116,10 @@ pub(crate) const VERSION: &CStr =
 pub(crate) fn status_str(code: i32) -> *const c_char {
     let status = match code {
         0 => tp_status::TP_OK,
-        1 => tp_status::TP_ERR_INVALID_ARGUMENT,
-        2 => tp_status::TP_ERR_CONFIG,
-        3 => tp_status::TP_ERR_STATE,
-        4 => tp_status::TP_ERR_IO,
-        5 => tp_status::TP_ERR_AUTH,
-        6 => tp_status::TP_ERR_PERMISSION,
-        7 => tp_status::TP_ERR_NOT_FOUND,
-        8 => tp_status::TP_ERR_CONFLICT,
-        9 => tp_status::TP_ERR_RATE_LIMITED,
-        10 => tp_status::TP_ERR_SERVER,
-        11 => tp_status::TP_ERR_NETWORK,
-        12 => tp_status::TP_ERR_TIMEOUT,
-        13 => tp_status::TP_ERR_CANCELLED,
-        14 => tp_status::TP_ERR_INTERNAL,
-        _ => return c"unknown status".as_ptr(),
+        _ => match ErrorKind::from_code(code) {
+            Some(kind) => status_of(kind),
+            None => return c"unknown status".as_ptr(),
+        },
     };
     status.describe().as_ptr()
 }
