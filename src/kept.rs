@@ -105,8 +105,9 @@ fn describe(m: &Manifest) -> String {
     }
 }
 
+/// Whether process `pid` exists (on this machine).
 #[cfg(unix)]
-fn process_alive(pid: u32) -> bool {
+pub(crate) fn process_alive(pid: u32) -> bool {
     let Ok(pid) = libc::pid_t::try_from(pid) else {
         return false;
     };
@@ -115,9 +116,10 @@ fn process_alive(pid: u32) -> bool {
     alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
+/// Whether process `pid` exists: without a way to ask, only this one is known to.
 #[cfg(not(unix))]
-fn process_alive(_pid: u32) -> bool {
-    false
+pub(crate) fn process_alive(pid: u32) -> bool {
+    pid == std::process::id()
 }
 
 #[cfg(test)]

@@ -72,11 +72,12 @@ async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
     let http = Http::new(&config.server_url, config.request_timeout, config.route()?)?;
     let mut api = Api::new(
         http,
+        &config.server_url,
         &config.site,
         &config.auth,
         RetryPolicy::from(&config.retry),
         config.retry.max_reauthentications,
-    )
+    )?
     .with_reporter(reporter.clone());
     match config.api_version {
         Some(v) => api.set_version(v),
@@ -387,9 +388,9 @@ impl Publish<'_> {
 
     /// Signs in afresh when the session is older than `session_max_age_secs`.
     async fn refresh_old_session(&self) -> Result<()> {
-        match (self.config.session_max_age, self.api.session_age()) {
-            (Some(max), Some(age)) if age >= max => self.api.sign_in().await,
-            _ => Ok(()),
+        match self.config.session_max_age {
+            Some(max) => self.api.renew_if_older(max).await,
+            None => Ok(()),
         }
     }
 

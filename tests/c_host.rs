@@ -19,37 +19,10 @@ use common::{extract, sha256_hex, Env, Phase, MIB};
 use serde_json::json;
 use tableau_emulator::FaultAction;
 
-/// `target/<profile>/deps/`, where `cargo test` builds the cdylib next to this test binary.
-fn lib_dir() -> PathBuf {
-    std::env::current_exe()
-        .unwrap()
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 /// `tests/c/host.c`, compiled once per test run.
 fn host() -> &'static Path {
     static HOST: OnceLock<PathBuf> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let root = env!("CARGO_MANIFEST_DIR");
-        let out =
-            Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("c-host-{}", std::process::id()));
-        let lib = lib_dir();
-        let status = Command::new("cc")
-            .args(["-std=c11", "-O1", "-Wall", "-Wextra", "-Werror"])
-            .arg(format!("-I{root}/include"))
-            .arg(format!("{root}/tests/c/host.c"))
-            .arg(format!("-L{}", lib.display()))
-            .arg(format!("-Wl,-rpath,{}", lib.display()))
-            .arg("-ltableau_publisher")
-            .arg("-o")
-            .arg(&out)
-            .status()
-            .expect("cc runs");
-        assert!(status.success(), "cc failed to compile tests/c/host.c");
-        out
-    })
+    HOST.get_or_init(|| common::c::compile("host.c", &[]))
 }
 
 /// Busy threads on every core while alive: timing faults show only under load.
@@ -113,12 +86,10 @@ fn run_host(config: &str, input: &Path, chunk: usize) -> Outcome {
     let config_file = dir.path().join("config.json");
     std::fs::write(&config_file, config).unwrap();
     let started = Instant::now();
-    let out = Command::new(host())
+    let out = common::c::command(host())
         .arg(&config_file)
         .arg(input)
         .arg(chunk.to_string())
-        // cargo puts target/<profile> (maybe a stale copy) on LD_LIBRARY_PATH: use this build's.
-        .env("LD_LIBRARY_PATH", lib_dir())
         .output()
         .unwrap();
     let elapsed = started.elapsed();

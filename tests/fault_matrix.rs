@@ -467,6 +467,56 @@ fn special_cases() -> String {
         sessions.len()
     ));
 
+    // One PAT, four handles publishing at once: the session they share is ended (a sign-in
+    // elsewhere) in the middle of their uploads. One of them signs in again, the others use
+    // its token, and all four finish.
+    let env = Env::start();
+    env.fault("PUT", "/fileUploads/", 8, 1, FaultAction::KillSession);
+    let inputs: Vec<Vec<u8>> = (0..4).map(|i| extract(DATA_LEN, 50 + i)).collect();
+    let start = std::sync::Barrier::new(4);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let threads: Vec<_> = inputs
+            .iter()
+            .enumerate()
+            .map(|(i, data)| {
+                let mut p = Publisher::new(&env.config(json!({
+                    "datasource_name": format!("Shared {i}"),
+                    "single_request_max_bytes": 256 * KIB,
+                    "chunk_size_bytes": 128 * KIB,
+                })))
+                .unwrap();
+                common::feed(&mut p, data).unwrap();
+                let start = &start;
+                s.spawn(move || {
+                    start.wait();
+                    p.finalize_and_publish().cloned()
+                })
+            })
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    for (i, (r, data)) in results.iter().zip(&inputs).enumerate() {
+        let r = r.as_ref().unwrap_or_else(|e| panic!("handle {i}: {e}"));
+        assert_eq!(r.sha256, sha256_hex(data));
+        assert_eq!(
+            env.datasource(&format!("Shared {i}")).sha256,
+            sha256_hex(data)
+        );
+    }
+    let sign_ins = env
+        .requests()
+        .iter()
+        .filter(|r| r.path.ends_with("/signin") && r.status == 200)
+        .count();
+    assert_eq!(
+        sign_ins, 2,
+        "the first sign-in and one renewal, for all four"
+    );
+    out.push_str(&format!(
+        "| one PAT, 4 handles at once; their shared session ends mid-upload | ok ×4, bytes exact | {sign_ins} | {} | - |\n",
+        env.emu.upload_sessions().len()
+    ));
+
     // Permanent errors: no retry, a message naming cause and fix.
     let permanent: [(&str, &str, &str, FaultAction, ErrorKind, &str); 3] = [
         (

@@ -58,7 +58,8 @@ impl Setup {
             "spool_dir": setup.spool_dir(),
             "chunk_size_bytes": MIB,
             "single_request_max_bytes": MIB,
-            "retry": {"max_attempts": 2, "base_delay_ms": 10, "max_delay_ms": 20},
+            // A commit sent as a job whose id never arrived is looked for this long on resume.
+            "retry": {"max_attempts": 2, "base_delay_ms": 10, "max_delay_ms": 20, "commit_verify_secs": 3},
         });
         std::fs::write(setup.config(), config.to_string()).unwrap();
         std::fs::write(setup.input(), &setup.data).unwrap();

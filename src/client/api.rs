@@ -6,6 +6,7 @@
 //! publish runs on one thread and never holds a borrow across an await.
 
 use std::cell::{Cell, RefCell};
+use std::sync::Arc;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -16,6 +17,7 @@ use reqwest::{Method, RequestBuilder};
 use super::http::{Http, Response};
 use super::multipart::{self, FilePart};
 use super::retry::{self, Retry, RetryPolicy};
+use super::session::{self, Shared, SignedIn, Token};
 use super::xml::{self, Datasource, FileUpload, Job, Pagination, Project, Published};
 use super::xml_attr;
 use crate::api_version::ApiVersion;
@@ -102,9 +104,12 @@ pub struct Api {
     max_reauthentications: u32,
     /// The newest this client knows until negotiated or set.
     version: ApiVersion,
-    token: RefCell<Option<String>>,
-    site_id: RefCell<Option<String>>,
-    signed_in_at: Cell<Option<Instant>>,
+    /// The session, shared with every client of this process using the same credentials.
+    shared: Arc<Shared>,
+    /// The token this client sends (the shared one, as this client last saw it).
+    token: RefCell<Option<Arc<Token>>>,
+    /// Whether this client has stopped using the shared session.
+    left: Cell<bool>,
     reauthentications: Cell<u32>,
     counters: Cell<Counters>,
     server_time: Cell<Option<SystemTime>>,
@@ -112,29 +117,32 @@ pub struct Api {
 }
 
 impl Api {
-    /// A client that signs in to `site` with `auth` when asked.
+    /// A client for `server` that signs in to `site` with `auth` when asked, sharing the
+    /// session with the other clients of this process that use the same credentials there.
     pub fn new(
         http: Http,
+        server: &str,
         site: &str,
         auth: &Auth,
         policy: RetryPolicy,
         max_reauthentications: u32,
-    ) -> Api {
-        Api {
+    ) -> Result<Api> {
+        let shared = session::join(&session_key(server, site, auth)?);
+        Ok(Api {
             http,
             site: site.to_owned(),
             auth: auth.clone(),
             policy,
             max_reauthentications,
             version: CLIENT_MAX_API_VERSION,
+            shared,
             token: RefCell::new(None),
-            site_id: RefCell::new(None),
-            signed_in_at: Cell::new(None),
+            left: Cell::new(false),
             reauthentications: Cell::new(0),
             counters: Cell::new(Counters::default()),
             server_time: Cell::new(None),
             reporter: Reporter::default(),
-        }
+        })
     }
 
     /// Reports progress to (and takes cancellation from) `reporter`.
@@ -176,17 +184,12 @@ impl Api {
 
     /// The signed-in site's LUID.
     pub fn site_id(&self) -> Option<String> {
-        self.site_id.borrow().clone()
+        self.token.borrow().as_ref().map(|t| t.site_id.clone())
     }
 
     /// The server's clock at its last answer.
     pub fn server_time(&self) -> Option<SystemTime> {
         self.server_time.get()
-    }
-
-    /// How long ago the current session was started.
-    pub fn session_age(&self) -> Option<Duration> {
-        self.signed_in_at.get().map(|t| t.elapsed())
     }
 
     /// Uses `version` without asking the server.
@@ -221,7 +224,8 @@ impl Api {
             } else {
                 None
             };
-            let err = match self.http.send(build(token.as_deref())?, what).await {
+            let sent = build(token.as_ref().map(|t| t.value.as_str()))?;
+            let err = match self.http.send(sent, what).await {
                 Ok(resp) => {
                     if let Some(date) = resp.date {
                         self.server_time.set(Some(date));
@@ -235,7 +239,8 @@ impl Api {
                 if reauthenticated {
                     return Err(self.session_keeps_dying(err));
                 }
-                self.reauthenticate(&err).await?;
+                let stale = token.as_ref().map(|t| t.generation);
+                self.reauthenticate(&err, stale).await?;
                 reauthenticated = true;
                 continue;
             }
@@ -295,7 +300,9 @@ impl Api {
         )
     }
 
-    async fn reauthenticate(&self, cause: &Error) -> Result<()> {
+    /// After the session ended: a new token (signed in by this client, or by another that
+    /// noticed first), counted in this client's bound either way.
+    async fn reauthenticate(&self, cause: &Error, stale: Option<u64>) -> Result<()> {
         let used = self.reauthentications.get();
         if used >= self.max_reauthentications {
             return Err(Error::new(
@@ -309,8 +316,34 @@ impl Api {
             .with_code(cause.tableau_code().unwrap_or(""), cause.http_status().unwrap_or(401)));
         }
         self.reauthentications.set(used + 1);
-        // Boxed: sign_in goes through `call` too (unauthenticated, so it never comes back here).
-        Box::pin(self.sign_in()).await
+        // Boxed: signing in goes through `call` too (unauthenticated, so it never comes back).
+        Box::pin(self.renew(stale)).await
+    }
+
+    /// Uses the shared session's token, signing in when there is none: only one client of
+    /// the session signs in at a time, and the others then use its token.
+    pub async fn sign_in(&self) -> Result<()> {
+        self.renew(None).await
+    }
+
+    /// Signs in afresh when the session is at least `max` old (unless another client of the
+    /// session just did).
+    pub async fn renew_if_older(&self, max: Duration) -> Result<()> {
+        let stale = self.token.borrow().as_ref().filter(|t| t.age() >= max).map(|t| t.generation);
+        match stale {
+            Some(generation) => self.renew(Some(generation)).await,
+            None => Ok(()),
+        }
+    }
+
+    /// A token newer than generation `stale`; see [`Shared::renew`].
+    async fn renew(&self, stale: Option<u64>) -> Result<()> {
+        let (token, signed_in) = self.shared.renew(stale, self.sign_in_request()).await?;
+        if signed_in {
+            self.bump(|c| c.sign_ins += 1);
+        }
+        *self.token.borrow_mut() = Some(token);
+        Ok(())
     }
 
     /// Reads Server Info (no sign-in needed) and picks min(server, client) as the version.
@@ -342,8 +375,7 @@ impl Api {
     }
 
     fn site_path(&self, rest: &str) -> Result<String> {
-        let site = self.site_id.borrow();
-        let site = site.as_deref().ok_or_else(|| {
+        let site = self.site_id().ok_or_else(|| {
             Error::new(
                 ErrorKind::Internal,
                 "a site call was made before signing in",
@@ -377,8 +409,8 @@ impl Api {
             .body(body.body))
     }
 
-    /// Signs in (again), reading secrets from the environment now.
-    pub async fn sign_in(&self) -> Result<()> {
+    /// The Sign In request itself, reading secrets from the environment now.
+    async fn sign_in_request(&self) -> Result<SignedIn> {
         let site_xml = xml_attr::escape("\"site\"", &self.site)?;
         let body = match &self.auth {
             Auth::Pat {
@@ -420,20 +452,25 @@ impl Api {
             })
             .await?;
         let creds = xml::credentials(&resp.xml(&what)?).map_err(|e| bad_answer(&what, &e))?;
-        *self.token.borrow_mut() = Some(creds.token);
-        *self.site_id.borrow_mut() = Some(creds.site_id);
-        self.signed_in_at.set(Some(Instant::now()));
-        self.bump(|c| c.sign_ins += 1);
-        Ok(())
+        Ok(SignedIn {
+            token: creds.token,
+            site_id: creds.site_id,
+        })
     }
 
-    /// Signs out, ending the session. A session that already ended counts as signed out.
+    /// This client is done with the session: signs out when it was the last client using it
+    /// (a session another client uses is left alone). A session that already ended counts as
+    /// signed out.
     pub async fn sign_out(&self) -> Result<()> {
-        let Some(token) = self.token.borrow_mut().take() else {
+        if self.left.replace(true) {
+            return Ok(());
+        }
+        self.token.borrow_mut().take();
+        let Some(token) = self.shared.leave().await else {
             return Ok(());
         };
         let path = format!("/api/{}/auth/signout", self.version);
-        let req = |_: Option<&str>| Ok(self.with_token(Method::POST, &path, Some(&token)));
+        let req = |_: Option<&str>| Ok(self.with_token(Method::POST, &path, Some(&token.value)));
         match self.call("Sign Out", Kind::Cleanup, false, &req).await {
             Err(e) if e.is_session_ended() => Ok(()),
             other => other.map(|_| ()),
@@ -610,6 +647,41 @@ impl Api {
             wait = (wait * 3 / 2).min(max);
         }
     }
+}
+
+impl Drop for Api {
+    /// A client dropped without signing out (an error before it could) stops counting as a
+    /// user of the shared session.
+    fn drop(&mut self) {
+        if !self.left.get() {
+            self.shared.leave_quietly();
+        }
+    }
+}
+
+/// Which clients may share a session: the same server, site and credential identity, and the
+/// same secret (by its SHA-256, so that a wrong secret never rides on another's session).
+fn session_key(server: &str, site: &str, auth: &Auth) -> Result<String> {
+    use sha2::{Digest, Sha256};
+    let (who, secret) = match auth {
+        Auth::Pat {
+            token_name,
+            token_secret,
+        } => (format!("pat:{token_name}"), token_secret.resolve()?),
+        Auth::Password { username, password } => (format!("password:{username}"), password.resolve()?),
+        Auth::ConnectedApp {
+            client_id,
+            secret_id,
+            secret_value,
+            username,
+            scopes,
+        } => (
+            format!("connected_app:{client_id}:{secret_id}:{username}:{}", scopes.join(" ")),
+            secret_value.resolve()?,
+        ),
+    };
+    let fingerprint = crate::hex::hex(&Sha256::digest(secret.expose().as_bytes()));
+    Ok(format!("{server}\n{site}\n{who}\n{fingerprint}"))
 }
 
 fn gave_up(e: Error, attempts: u32, started: Instant) -> Error {

@@ -9,8 +9,10 @@ pub(crate) mod activity;
 pub(crate) mod api;
 pub(crate) mod http;
 pub(crate) mod jwt;
+pub(crate) mod lease;
 pub(crate) mod multipart;
 pub(crate) mod retry;
+pub(crate) mod session;
 pub mod xml;
 pub(crate) mod xml_attr;
 

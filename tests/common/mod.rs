@@ -7,6 +7,7 @@ use tableau_emulator::{
 };
 use tableau_publisher::{Error, PublishResult, Publisher};
 
+pub mod c;
 pub mod hostile;
 pub mod proxy;
 
