@@ -28,8 +28,7 @@ fn main() {
     for source in sources {
         builder = builder.with_src(source);
     }
-    match builder.generate()
-    {
+    match builder.generate() {
         Ok(bindings) => {
             bindings.write_to_file(&generated);
             if std::env::var_os("TP_REGENERATE_HEADER").is_some_and(|v| v == "1") {

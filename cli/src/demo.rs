@@ -1,12 +1,11 @@
 //! `tabpub demo`: the problem and the fix, side by side, against a local emulator whose
 //! sessions expire faster than the simulated upstream produces the extract.
 
-
 use std::time::{Duration, Instant};
 
+use crate::usual_tool::{Failure, UsualTool};
 use tableau_emulator::{Config as EmulatorConfig, Emulator};
 use tableau_publisher::{Error, ErrorKind, Publisher};
-use crate::usual_tool::{Failure, UsualTool};
 
 /// The emulator's session lifetime.
 const TOKEN_TTL: Duration = Duration::from_secs(2);

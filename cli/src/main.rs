@@ -117,7 +117,10 @@ fn spools(dir: Option<PathBuf>, json: bool) -> Result<String, Error> {
     }
     let mut out = String::new();
     for k in &kept {
-        let name = k.datasource_name.as_deref().unwrap_or("(unknown data source)");
+        let name = k
+            .datasource_name
+            .as_deref()
+            .unwrap_or("(unknown data source)");
         let project = k.project.as_deref().unwrap_or("?");
         out.push_str(&format!(
             "{name} in {project}: {:.1} MiB, {} old, {}\n  spool: {}\n",
@@ -130,7 +133,11 @@ fn spools(dir: Option<PathBuf>, json: bool) -> Result<String, Error> {
             out.push_str(&format!("  resume: {cmd}\n"));
         }
     }
-    out.push_str(&format!("{} kept spool(s) in {}", kept.len(), dir.display()));
+    out.push_str(&format!(
+        "{} kept spool(s) in {}",
+        kept.len(),
+        dir.display()
+    ));
     Ok(out)
 }
 

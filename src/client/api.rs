@@ -6,8 +6,8 @@
 //! publish runs on one thread and never holds a borrow across an await.
 
 use std::cell::{Cell, RefCell};
-use std::sync::Arc;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use percent_encoding::{utf8_percent_encode, AsciiSet, NON_ALPHANUMERIC};
@@ -329,7 +329,12 @@ impl Api {
     /// Signs in afresh when the session is at least `max` old (unless another client of the
     /// session just did).
     pub async fn renew_if_older(&self, max: Duration) -> Result<()> {
-        let stale = self.token.borrow().as_ref().filter(|t| t.age() >= max).map(|t| t.generation);
+        let stale = self
+            .token
+            .borrow()
+            .as_ref()
+            .filter(|t| t.age() >= max)
+            .map(|t| t.generation);
         match stale {
             Some(generation) => self.renew(Some(generation)).await,
             None => Ok(()),
@@ -668,7 +673,9 @@ fn session_key(server: &str, site: &str, auth: &Auth) -> Result<String> {
             token_name,
             token_secret,
         } => (format!("pat:{token_name}"), token_secret.resolve()?),
-        Auth::Password { username, password } => (format!("password:{username}"), password.resolve()?),
+        Auth::Password { username, password } => {
+            (format!("password:{username}"), password.resolve()?)
+        }
         Auth::ConnectedApp {
             client_id,
             secret_id,
@@ -676,7 +683,10 @@ fn session_key(server: &str, site: &str, auth: &Auth) -> Result<String> {
             username,
             scopes,
         } => (
-            format!("connected_app:{client_id}:{secret_id}:{username}:{}", scopes.join(" ")),
+            format!(
+                "connected_app:{client_id}:{secret_id}:{username}:{}",
+                scopes.join(" ")
+            ),
             secret_value.resolve()?,
         ),
     };
