@@ -529,7 +529,7 @@ fn read_ca_file(path: &Path) -> Result<Vec<reqwest::Certificate>> {
             path.display()
         ))
     };
-    // A device or a pipe (/dev/zero, a FIFO) would be read forever, or block tp_init.
+    // A device or a pipe (/dev/zero, a FIFO) would be read forever, or block the validation.
     let meta = std::fs::metadata(path).map_err(|e| cannot(&e))?;
     if !meta.is_file() {
         return Err(Error::config(format!(

@@ -93,7 +93,7 @@ fn describe(m: &Manifest) -> String {
         "; nothing was committed"
     };
     match (m.state, m.pid) {
-        (State::Publishing, Some(pid)) if process_alive(pid) => {
+        (State::Publishing, Some(pid)) if crate::process::alive(pid) => {
             format!("publishing (process {pid} is running){commit}")
         }
         (State::Publishing, Some(pid)) => format!("interrupted (process {pid} is gone){commit}"),
@@ -103,23 +103,6 @@ fn describe(m: &Manifest) -> String {
             None => format!("failed{commit}"),
         },
     }
-}
-
-/// Whether process `pid` exists (on this machine).
-#[cfg(unix)]
-pub(crate) fn process_alive(pid: u32) -> bool {
-    let Ok(pid) = libc::pid_t::try_from(pid) else {
-        return false;
-    };
-    // SAFETY: signal 0 only checks that the process exists.
-    let alive = unsafe { libc::kill(pid, 0) } == 0;
-    alive || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
-}
-
-/// Whether process `pid` exists: without a way to ask, only this one is known to.
-#[cfg(not(unix))]
-pub(crate) fn process_alive(pid: u32) -> bool {
-    pid == std::process::id()
 }
 
 #[cfg(test)]

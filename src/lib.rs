@@ -19,6 +19,7 @@ pub mod fuzzing;
 mod hex;
 pub mod kept;
 mod manifest;
+mod process;
 pub mod progress;
 mod publish;
 mod publisher;

@@ -31,7 +31,7 @@ struct Cli {
 enum Command {
     /// Publish a file (or standard input) with the settings in a JSON config file.
     Publish {
-        /// The JSON configuration (same keys as tp_init; see the README).
+        /// The JSON configuration (the same keys a C host gives the library; see the README).
         #[arg(long)]
         config: PathBuf,
         /// The data source file, published in place (no copy); `-` (the default) reads

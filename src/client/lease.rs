@@ -93,7 +93,7 @@ impl Locked<'_> {
             .ok()
             .and_then(|_| serde_json::from_str(&text).ok())
             .unwrap_or_default();
-        lease.holders.retain(|pid| crate::kept::process_alive(*pid));
+        lease.holders.retain(|pid| crate::process::alive(*pid));
         lease
     }
 
