@@ -69,6 +69,9 @@ typedef enum tp_phase {
   TP_PHASE_WAITING_FOR_JOB = 5,
   // Signing out.
   TP_PHASE_SIGNING_OUT = 6,
+  // Waiting for another publish with the same credentials to finish with the session (the
+  // server ends a session used from two connections at once, so they take turns).
+  TP_PHASE_WAITING_FOR_SESSION = 7,
 } tp_phase;
 
 // An opaque publisher handle: one configuration, one spool, one publish.

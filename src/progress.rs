@@ -25,6 +25,9 @@ pub enum Phase {
     WaitingForJob,
     /// Signing out.
     SigningOut,
+    /// Waiting for another publish with the same credentials to finish with the session (the
+    /// server ends a session used from two connections at once, so they take turns).
+    WaitingForSession,
 }
 
 impl Phase {
@@ -37,6 +40,7 @@ impl Phase {
             Phase::Committing => "committing",
             Phase::WaitingForJob => "waiting for the job",
             Phase::SigningOut => "signing out",
+            Phase::WaitingForSession => "waiting for the session",
         }
     }
 }

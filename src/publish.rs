@@ -78,6 +78,7 @@ async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
         RetryPolicy::from(&config.retry),
         config.retry.max_reauthentications,
     )?
+    .with_session_wait(config.session_wait)
     .with_reporter(reporter.clone());
     match config.api_version {
         Some(v) => api.set_version(v),

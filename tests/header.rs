@@ -185,7 +185,7 @@ fn bindings_use_the_headers_numbers() {
     let statuses = header_values(&["TP_OK", "TP_ERR_"]);
     let phases = header_values(&["TP_PHASE_"]);
     assert_eq!(statuses.len(), 15);
-    assert_eq!(phases.len(), 6);
+    assert_eq!(phases.len(), 7);
 
     let cs = include_str!("../bindings/csharp/TableauPublisher.cs");
     let want: Vec<(String, i64)> = statuses

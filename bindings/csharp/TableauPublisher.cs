@@ -67,6 +67,8 @@ namespace TableauPublisher
         WaitingForJob = 5,
         /// <summary>Signing out.</summary>
         SigningOut = 6,
+        /// <summary>Waiting for another publish with the same credentials to finish with the session.</summary>
+        WaitingForSession = 7,
     }
 
     /// <summary>One progress report, as passed to the delegate of <see cref="Publisher.Publish(Func{Progress, bool})"/>.</summary>

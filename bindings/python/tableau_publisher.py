@@ -35,7 +35,7 @@ class PublisherError(Exception):
 
 
 PHASES = {1: "signing_in", 2: "resolving", 3: "uploading", 4: "committing",
-          5: "waiting_for_job", 6: "signing_out"}
+          5: "waiting_for_job", 6: "signing_out", 7: "waiting_for_session"}
 
 
 class _Progress(ctypes.Structure):

@@ -67,6 +67,10 @@ pub struct Config {
     /// requests. Default false: such a request gets 400 `400000`, as Tableau's publish endpoint
     /// is reported to answer (the real code is unconfirmed).
     pub accept_apos_entity: bool,
+    /// End a session when its token is used on a second TCP connection, as one maintainer
+    /// statement says Tableau does (unconfirmed; other sources share one token across parallel
+    /// connections). Default false: one token works on any number of connections at once.
+    pub end_session_on_second_connection: bool,
 }
 
 /// The PEM files of an HTTPS emulator.
@@ -97,6 +101,7 @@ impl Default for Config {
             bind_upload_sessions_to_auth: false,
             tls: None,
             accept_apos_entity: false,
+            end_session_on_second_connection: false,
         }
     }
 }

@@ -58,6 +58,10 @@ struct Args {
     /// Tableau's publish endpoint is reported to answer).
     #[arg(long)]
     accept_apos_entity: bool,
+    /// End a session when its token is used on a second TCP connection (as one maintainer
+    /// statement says Tableau does; by default a token works on many connections at once).
+    #[arg(long)]
+    end_session_on_second_connection: bool,
     /// Serve HTTPS with this certificate chain (PEM); needs --tls-key.
     #[arg(long, requires = "tls_key")]
     tls_cert: Option<PathBuf>,
@@ -114,6 +118,7 @@ fn main() {
     cfg.bind_upload_sessions_to_auth = args.bind_upload_sessions_to_auth;
     cfg.discard_data = args.discard_data;
     cfg.accept_apos_entity = args.accept_apos_entity;
+    cfg.end_session_on_second_connection = args.end_session_on_second_connection;
     if let (Some(cert_chain), Some(key)) = (&args.tls_cert, &args.tls_key) {
         cfg.tls = Some(tableau_emulator::TlsFiles {
             cert_chain: cert_chain.clone(),

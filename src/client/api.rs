@@ -110,6 +110,10 @@ pub struct Api {
     token: RefCell<Option<Arc<Token>>>,
     /// Whether this client has stopped using the shared session.
     left: Cell<bool>,
+    /// This client's turn at the session, once the clients take turns (see [`Shared::queue`]).
+    turn: RefCell<Option<tokio::sync::OwnedMutexGuard<()>>>,
+    /// Longest wait for that turn.
+    session_wait: Duration,
     reauthentications: Cell<u32>,
     counters: Cell<Counters>,
     server_time: Cell<Option<SystemTime>>,
@@ -138,11 +142,19 @@ impl Api {
             shared,
             token: RefCell::new(None),
             left: Cell::new(false),
+            turn: RefCell::new(None),
+            session_wait: Duration::from_secs(4 * 3600),
             reauthentications: Cell::new(0),
             counters: Cell::new(Counters::default()),
             server_time: Cell::new(None),
             reporter: Reporter::default(),
         })
+    }
+
+    /// Waits at most `limit` for its turn when publishes with these credentials must take turns.
+    pub fn with_session_wait(mut self, limit: Duration) -> Api {
+        self.session_wait = limit;
+        self
     }
 
     /// Reports progress to (and takes cancellation from) `reporter`.
@@ -213,6 +225,9 @@ impl Api {
         let mut attempts = 1u32;
         loop {
             self.check_cancelled(kind)?;
+            if authed && self.shared.queued() && self.turn.borrow().is_none() {
+                self.take_turn(what).await?;
+            }
             let token = if authed {
                 let t = self.token.borrow().clone();
                 Some(t.ok_or_else(|| {
@@ -236,7 +251,17 @@ impl Api {
             };
             self.check_cancelled(kind)?;
             if authed && err.is_session_ended() {
+                if self.shared.queued() && self.turn.borrow().is_none() {
+                    continue; // take a turn, with a session of its own, and send again
+                }
                 if reauthenticated {
+                    // A fresh token that dies at once while other clients use it: the server
+                    // ends a session used from two connections. Take turns instead of sharing.
+                    if !self.shared.queued() && self.shared.users() > 1 {
+                        self.shared.queue();
+                        reauthenticated = false;
+                        continue;
+                    }
                     return Err(self.session_keeps_dying(err));
                 }
                 let stale = token.as_ref().map(|t| t.generation);
@@ -320,6 +345,38 @@ impl Api {
         Box::pin(self.renew(stale)).await
     }
 
+    /// Waits for this client's turn at the session (reported as waiting for the session), then
+    /// signs in: the token before belongs to the connection of the client whose turn it was.
+    async fn take_turn(&self, what: &str) -> Result<()> {
+        use futures_util::future::{select, Either};
+        let deadline = Instant::now() + self.session_wait;
+        let mut waiting = std::pin::pin!(self.shared.take_turn());
+        let turn = loop {
+            // Told again every second, so the host can cancel while it waits.
+            self.reporter
+                .phase(crate::progress::Phase::WaitingForSession);
+            self.check_cancelled(Kind::Idempotent)?;
+            if Instant::now() >= deadline {
+                return Err(Error::new(
+                    ErrorKind::Timeout,
+                    format!(
+                        "{what}: waited {} s for the other publishes using the same credentials to finish with the session (this server ends a session used from two connections at once, so they take turns); raise \"session_wait_secs\", or give each concurrent job its own credentials",
+                        self.session_wait.as_secs()
+                    ),
+                ));
+            }
+            let tick = std::pin::pin!(tokio::time::sleep(Duration::from_secs(1)));
+            match select(waiting.as_mut(), tick).await {
+                Either::Left((turn, _)) => break turn,
+                Either::Right(_) => {}
+            }
+        };
+        *self.turn.borrow_mut() = Some(turn);
+        self.check_cancelled(Kind::Idempotent)?;
+        self.reporter.phase(crate::progress::Phase::SigningIn);
+        Box::pin(self.renew(None)).await
+    }
+
     /// Uses the shared session's token, signing in when there is none: only one client of
     /// the session signs in at a time, and the others then use its token.
     pub async fn sign_in(&self) -> Result<()> {
@@ -341,14 +398,29 @@ impl Api {
         }
     }
 
-    /// A token newer than generation `stale`; see [`Shared::renew`].
+    /// A token newer than generation `stale`; see [`Shared::renew`]. Once the clients take
+    /// turns, a token of this client's own, in its turn.
     async fn renew(&self, stale: Option<u64>) -> Result<()> {
-        let (token, signed_in) = self.shared.renew(stale, self.sign_in_request()).await?;
-        if signed_in {
+        if self.shared.queued() {
+            if self.turn.borrow().is_none() {
+                return Box::pin(self.take_turn("Sign In")).await;
+            }
+            let token = self.shared.private(self.sign_in_request().await?);
             self.bump(|c| c.sign_ins += 1);
+            *self.token.borrow_mut() = Some(token);
+            return Ok(());
         }
-        *self.token.borrow_mut() = Some(token);
-        Ok(())
+        match self.shared.renew(stale, self.sign_in_request()).await? {
+            Some((token, signed_in)) => {
+                if signed_in {
+                    self.bump(|c| c.sign_ins += 1);
+                }
+                *self.token.borrow_mut() = Some(token);
+                Ok(())
+            }
+            // The clients began taking turns meanwhile.
+            None => Box::pin(self.take_turn("Sign In")).await,
+        }
     }
 
     /// Reads Server Info (no sign-in needed) and picks min(server, client) as the version.
@@ -470,8 +542,15 @@ impl Api {
         if self.left.replace(true) {
             return Ok(());
         }
-        self.token.borrow_mut().take();
-        let Some(token) = self.shared.leave().await else {
+        let mine = self.token.borrow_mut().take();
+        let turn = self.turn.borrow_mut().take();
+        let last = self.shared.leave().await;
+        // Taking turns, the token is this client's own: it goes with its turn.
+        let token = match (&turn, mine) {
+            (Some(_), Some(mine)) => Some(mine),
+            _ => last,
+        };
+        let Some(token) = token else {
             return Ok(());
         };
         let path = format!("/api/{}/auth/signout", self.version);

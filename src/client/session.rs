@@ -14,6 +14,7 @@
 //! session too, through a lease file ([`super::lease`]).
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -51,6 +52,10 @@ pub(crate) struct Shared {
     signing_in: tokio::sync::Mutex<()>,
     /// The same session for other processes; `None` without a safe private directory.
     lease: Option<LeaseFile>,
+    /// Set when sharing failed (the server ends a session used from two connections at once):
+    /// from then on the clients take turns, each holding `turn` for the rest of its publish.
+    queued: AtomicBool,
+    turn: Arc<tokio::sync::Mutex<()>>,
 }
 
 #[derive(Default)]
@@ -76,6 +81,8 @@ pub(crate) fn join(key: &str) -> Arc<Shared> {
                 state: Mutex::new(State::default()),
                 signing_in: tokio::sync::Mutex::new(()),
                 lease: LeaseFile::for_key(key),
+                queued: AtomicBool::new(false),
+                turn: Arc::new(tokio::sync::Mutex::new(())),
             });
             map.insert(key.to_owned(), Arc::downgrade(&s));
             s
@@ -98,20 +105,24 @@ impl Shared {
     /// A token newer than `stale` (the generation the caller found dead, or `None` when it has
     /// none yet): the current one if another client already replaced `stale`, else another
     /// process's from the lease, else the result of `sign_in`, which only one client of all
-    /// processes runs at a time. `true` when this call signed in.
+    /// processes runs at a time. `true` when this call signed in. `None` once the clients take
+    /// turns ([`Shared::queue`]): then nobody signs in for the others.
     pub(crate) async fn renew<F>(
         &self,
         stale: Option<u64>,
         sign_in: F,
-    ) -> Result<(Arc<Token>, bool)>
+    ) -> Result<Option<(Arc<Token>, bool)>>
     where
         F: std::future::Future<Output = Result<SignedIn>>,
     {
         let _only_one = self.signing_in.lock().await;
+        if self.queued() {
+            return Ok(None);
+        }
         let current = self.current();
         if let Some(t) = &current {
             if Some(t.generation) != stale {
-                return Ok((t.clone(), false));
+                return Ok(Some((t.clone(), false)));
             }
         }
         let dead = current.map(|t| t.value.clone());
@@ -129,7 +140,7 @@ impl Shared {
                         l.write(&lease);
                     }
                 }
-                return Ok((self.install(SignedIn { token, site_id }), false));
+                return Ok(Some((self.install(SignedIn { token, site_id }), false)));
             }
         }
         let signed_in = sign_in.await?;
@@ -141,7 +152,19 @@ impl Shared {
             }
             l.write(&lease);
         }
-        Ok((self.install(signed_in), true))
+        Ok(Some((self.install(signed_in), true)))
+    }
+
+    /// A token for the client whose turn it is, never given to another client.
+    pub(crate) fn private(&self, signed_in: SignedIn) -> Arc<Token> {
+        let mut state = self.lock();
+        state.generation += 1;
+        Arc::new(Token {
+            value: signed_in.token,
+            site_id: signed_in.site_id,
+            signed_in_at: Instant::now(),
+            generation: state.generation,
+        })
     }
 
     fn install(&self, signed_in: SignedIn) -> Arc<Token> {
@@ -194,10 +217,25 @@ impl Shared {
         }
     }
 
-    /// Users at the moment (for tests).
-    #[cfg(test)]
-    fn users(&self) -> usize {
+    /// Clients of this process using the session.
+    pub(crate) fn users(&self) -> usize {
         self.lock().users
+    }
+
+    /// Whether the clients take turns instead of sharing the token.
+    pub(crate) fn queued(&self) -> bool {
+        self.queued.load(Ordering::Relaxed)
+    }
+
+    /// From now on the clients take turns: a token shared by two clients at once did not
+    /// survive (the server ends a session used from a second connection).
+    pub(crate) fn queue(&self) {
+        self.queued.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits for this client's turn; it lasts until the guard is dropped.
+    pub(crate) async fn take_turn(&self) -> tokio::sync::OwnedMutexGuard<()> {
+        self.turn.clone().lock_owned().await
     }
 }
 
@@ -233,6 +271,7 @@ mod tests {
                                 })
                             })
                             .await
+                            .unwrap()
                             .unwrap();
                         t.generation
                     })
@@ -254,9 +293,12 @@ mod tests {
                 site_id: "s".into(),
             })
         }))
+        .unwrap()
         .unwrap();
         assert!(did);
-        let (t2b, did) = run(shared.renew(Some(1), async { panic!("must not sign in") })).unwrap();
+        let (t2b, did) = run(shared.renew(Some(1), async { panic!("must not sign in") }))
+            .unwrap()
+            .unwrap();
         assert!(!did);
         assert_eq!((t2.generation, t2b.value.as_str()), (2, "t2"));
     }
@@ -274,6 +316,7 @@ mod tests {
                 site_id: "s".into(),
             })
         }))
+        .unwrap()
         .unwrap();
         assert!(run(a.leave()).is_none(), "b still uses it");
         assert_eq!(

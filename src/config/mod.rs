@@ -25,6 +25,8 @@ pub(crate) const DEFAULT_CHUNK_BYTES: u64 = 32 * 1024 * 1024;
 pub(crate) const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(300);
 /// Default limit on how long to wait for an asynchronous publish job.
 pub(crate) const DEFAULT_JOB_TIMEOUT: Duration = Duration::from_secs(4 * 3600);
+/// Default for `session_wait_secs`.
+pub(crate) const DEFAULT_SESSION_WAIT: Duration = Duration::from_secs(4 * 3600);
 
 /// A secret string; its `Debug` and `Display` print `***`.
 #[derive(Clone, PartialEq, Eq)]
@@ -232,6 +234,9 @@ pub struct Config {
     pub request_timeout: Duration,
     /// Limit on waiting for an asynchronous publish job.
     pub job_timeout: Duration,
+    /// Limit on waiting for the turn at a session that publishes with the same credentials
+    /// must take in turns (a server that ends a session used from two connections at once).
+    pub session_wait: Duration,
     /// Files of this size or more are uploaded in chunks (at most 64 MiB).
     pub single_request_max_bytes: u64,
     /// Sign in afresh before uploading or waiting for a job when the session is older.
@@ -340,6 +345,7 @@ struct RawConfig {
     as_job: AsJob,
     request_timeout_secs: Option<u64>,
     job_timeout_secs: Option<u64>,
+    session_wait_secs: Option<u64>,
     single_request_max_bytes: Option<u64>,
     session_max_age_secs: Option<u64>,
     retry: RetrySettings,
@@ -451,6 +457,8 @@ impl Config {
             .unwrap_or(DEFAULT_REQUEST_TIMEOUT);
         let job_timeout =
             positive_secs(raw.job_timeout_secs, "job_timeout_secs")?.unwrap_or(DEFAULT_JOB_TIMEOUT);
+        let session_wait = positive_secs(raw.session_wait_secs, "session_wait_secs")?
+            .unwrap_or(DEFAULT_SESSION_WAIT);
         let single_request_max_bytes = raw.single_request_max_bytes.unwrap_or(MAX_CHUNK_BYTES);
         if !(1..=MAX_CHUNK_BYTES).contains(&single_request_max_bytes) {
             return Err(Error::config(format!(
@@ -480,6 +488,7 @@ impl Config {
             as_job: raw.as_job,
             request_timeout,
             job_timeout,
+            session_wait,
             single_request_max_bytes,
             session_max_age,
             retry: raw.retry,

@@ -48,6 +48,7 @@ pub(super) fn read_config(obj: &Object) -> Result<RawConfig> {
     };
     let request_timeout_secs = s.opt(p, "request_timeout_secs", COUNT);
     let job_timeout_secs = s.opt(p, "job_timeout_secs", COUNT);
+    let session_wait_secs = s.opt(p, "session_wait_secs", COUNT);
     let single_request_max_bytes = s.opt(p, "single_request_max_bytes", COUNT);
     let session_max_age_secs = s.opt(p, "session_max_age_secs", COUNT);
     let retry = match s.get::<Object>(p, "retry", OBJECT) {
@@ -87,6 +88,7 @@ pub(super) fn read_config(obj: &Object) -> Result<RawConfig> {
         as_job,
         request_timeout_secs,
         job_timeout_secs,
+        session_wait_secs,
         single_request_max_bytes,
         session_max_age_secs,
         retry,

@@ -22,6 +22,9 @@ pub enum tp_phase {
     TP_PHASE_WAITING_FOR_JOB = 5,
     /// Signing out.
     TP_PHASE_SIGNING_OUT = 6,
+    /// Waiting for another publish with the same credentials to finish with the session (the
+    /// server ends a session used from two connections at once, so they take turns).
+    TP_PHASE_WAITING_FOR_SESSION = 7,
 }
 
 /// One progress report. Valid only during the callback.
@@ -57,6 +60,7 @@ impl From<Phase> for tp_phase {
             Phase::Committing => tp_phase::TP_PHASE_COMMITTING,
             Phase::WaitingForJob => tp_phase::TP_PHASE_WAITING_FOR_JOB,
             Phase::SigningOut => tp_phase::TP_PHASE_SIGNING_OUT,
+            Phase::WaitingForSession => tp_phase::TP_PHASE_WAITING_FOR_SESSION,
         }
     }
 }

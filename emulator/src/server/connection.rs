@@ -117,7 +117,12 @@ impl RequestLogger {
 }
 
 /// The context of a REST request; its body adds to `counter` as it is read.
-fn context(sh: Arc<Shared>, req: Request<Incoming>, counter: Arc<AtomicU64>) -> Ctx {
+fn context(
+    sh: Arc<Shared>,
+    req: Request<Incoming>,
+    counter: Arc<AtomicU64>,
+    connection: u64,
+) -> Ctx {
     let path = req.uri().path().to_owned();
     let method = req.method().as_str().to_owned();
     let query = req.uri().query().unwrap_or("").to_owned();
@@ -139,6 +144,7 @@ fn context(sh: Arc<Shared>, req: Request<Incoming>, counter: Arc<AtomicU64>) -> 
         applied: false,
         fail_job: None,
         want_json,
+        connection,
     }
 }
 
@@ -154,7 +160,7 @@ async fn handle(
         return Ok(control::handle(sh, req).await);
     }
     let counter = Arc::new(AtomicU64::new(0));
-    let mut ctx = context(sh.clone(), req, counter.clone());
+    let mut ctx = context(sh.clone(), req, counter.clone(), connection);
     let token = ctx.token();
     let target = if ctx.query.is_empty() {
         ctx.path.clone()

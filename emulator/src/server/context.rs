@@ -34,6 +34,8 @@ pub(super) struct Ctx {
     pub fail_job: Option<String>,
     /// The client asked for JSON (`Accept`).
     pub want_json: bool,
+    /// The TCP connection the request came on (1, 2, … in accept order).
+    pub connection: u64,
 }
 
 impl Ctx {
@@ -56,7 +58,7 @@ impl Ctx {
     pub(super) fn auth(&mut self) -> Result<Auth, ApiError> {
         let token = self.token();
         let mut st = self.sh.lock();
-        let a = st.authenticate(token.as_deref(), &self.sh.cfg)?;
+        let a = st.authenticate(token.as_deref(), &self.sh.cfg, self.connection)?;
         self.auth_serial = Some(a.serial);
         self.authed = true;
         Ok(a)

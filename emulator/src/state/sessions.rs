@@ -23,6 +23,8 @@ struct Session {
     pat: Option<Pat>,
     /// Scopes granted by the connected-app JWT; `None` for password and PAT sessions.
     scopes: Option<Arc<Vec<String>>>,
+    /// The connection that first used the token (see `Config::end_session_on_second_connection`).
+    connection: Option<u64>,
 }
 
 /// Every auth session, and what decides when they end.
@@ -121,6 +123,7 @@ impl State {
                 expired: false,
                 pat,
                 scopes,
+                connection: None,
             },
         );
         SignedIn {
@@ -132,10 +135,12 @@ impl State {
     }
 
     /// Validate a token (and extend its idle lifetime).
+    /// Checks `token`, sent on TCP connection `connection`.
     pub(crate) fn authenticate(
         &mut self,
         token: Option<&str>,
         cfg: &Config,
+        connection: u64,
     ) -> Result<Auth, ApiError> {
         let token = match token {
             Some(t) if !t.trim().is_empty() => t.trim(),
@@ -149,6 +154,17 @@ impl State {
             .ok_or_else(ApiError::invalid_credentials)?;
         if s.ended {
             return Err(ApiError::invalid_credentials());
+        }
+        // As one maintainer statement says Tableau does (unconfirmed): reusing a session token
+        // on a second connection logs the first out.
+        if cfg.end_session_on_second_connection {
+            match s.connection {
+                Some(c) if c != connection => {
+                    s.ended = true;
+                    return Err(ApiError::invalid_credentials());
+                }
+                _ => s.connection = Some(connection),
+            }
         }
         let now = Instant::now();
         let since = if cfg.absolute_token_ttl {
