@@ -435,6 +435,7 @@ pub fn manifest_path(spool: &Path) -> PathBuf {
 /// `dir/tableau-publisher`, created if needed, readable only by the current user (0700).
 fn private_dir(dir: &Path) -> Result<PathBuf> {
     let private = dir.join(PRIVATE_DIR);
+    #[cfg_attr(not(unix), allow(unused_mut))] // only Unix sets a mode on it
     let mut builder = std::fs::DirBuilder::new();
     #[cfg(unix)]
     std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);

@@ -15,7 +15,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _WIN32
+#include <windows.h>
+#include <psapi.h>
+#else
 #include <sys/resource.h>
+#endif
 
 #include "tableau_publisher.h"
 
@@ -38,6 +43,11 @@ static char *read_all(const char *path) {
 /* This process's peak RSS. VmHWM belongs to the memory this program mapped since exec;
  * getrusage's ru_maxrss would also count the parent's memory at fork time. */
 static long peak_rss_kib(void) {
+#ifdef _WIN32
+    PROCESS_MEMORY_COUNTERS counters;
+    if (!GetProcessMemoryInfo(GetCurrentProcess(), &counters, sizeof counters)) return -1;
+    return (long)(counters.PeakWorkingSetSize / 1024);
+#else
     FILE *f = fopen("/proc/self/status", "r");
     char line[256];
     long kib = -1;
@@ -51,6 +61,7 @@ static long peak_rss_kib(void) {
         kib = usage.ru_maxrss;
     }
     return kib;
+#endif
 }
 
 static int32_t on_progress(void *userdata, const tp_progress *progress) {
@@ -68,11 +79,13 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: host CONFIG_JSON_FILE INPUT_FILE CHUNK_BYTES [--progress]\n");
         return 3;
     }
+#ifndef _WIN32 /* Windows has no SIGPIPE: a reset is an error return there, not a signal. */
     /* The defaults a C, C++, C# or Python host has: SIGPIPE terminates, and is not blocked. */
     signal(SIGPIPE, SIG_DFL);
     sigset_t none;
     sigemptyset(&none);
     sigprocmask(SIG_SETMASK, &none, NULL);
+#endif
 
     char *config = read_all(argv[1]);
     if (!config) {
