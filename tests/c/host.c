@@ -22,23 +22,8 @@
 #include <sys/resource.h>
 #endif
 
+#include "read_all.h"
 #include "tableau_publisher.h"
-
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = (char *)malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 /* This process's peak RSS. VmHWM belongs to the memory this program mapped since exec;
  * getrusage's ru_maxrss would also count the parent's memory at fork time. */

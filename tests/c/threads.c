@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "read_all.h"
 #include "tableau_publisher.h"
 
 #define MAX_THREADS 32
@@ -27,22 +28,6 @@ struct job {
     tp_status status;
     char error[1024];
 };
-
-static char *read_all(const char *path) {
-    FILE *f = fopen(path, "rb");
-    if (!f) return NULL;
-    fseek(f, 0, SEEK_END);
-    long n = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    char *buf = (char *)malloc((size_t)n + 1);
-    if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n) {
-        free(buf);
-        buf = NULL;
-    }
-    if (buf) buf[n] = 0;
-    fclose(f);
-    return buf;
-}
 
 /* The template with "@NAME@" replaced by PREFIX-INDEX. */
 static char *config_for(int index) {
