@@ -321,15 +321,7 @@ impl Publish<'_> {
         let name = &self.config.datasource_name;
         if let Some(id) = &prior.job_id {
             self.reporter.phase(Phase::WaitingForJob);
-            let polled = self
-                .api
-                .wait_for_job(
-                    id,
-                    Duration::from_millis(200),
-                    Duration::from_secs(30),
-                    self.config.job_timeout,
-                )
-                .await;
+            let polled = self.poll_job(id).await;
             match polled {
                 Ok(job) if matches!(job.finish_code, Some(0) | Some(3)) => {
                     let d = find_datasource(
@@ -563,18 +555,19 @@ impl Publish<'_> {
         }
     }
 
+    /// Polls job `id` until it completes (looks 200 ms apart, growing to 30 s), for at most
+    /// `job_timeout_secs`.
+    async fn poll_job(&self, id: &str) -> Result<crate::client::xml::Job> {
+        let (first, max) = (Duration::from_millis(200), Duration::from_secs(30));
+        self.api
+            .wait_for_job(id, first, max, self.config.job_timeout)
+            .await
+    }
+
     /// Waits for the publish job. If its status cannot be read (throttled, network), the data
     /// source itself tells whether the publish applied.
     async fn wait_for_job(&self, id: &str, target: &Target) -> Result<()> {
-        let polled = self
-            .api
-            .wait_for_job(
-                id,
-                Duration::from_millis(200),
-                Duration::from_secs(30),
-                self.config.job_timeout,
-            )
-            .await;
+        let polled = self.poll_job(id).await;
         let done = match polled {
             Ok(done) => done,
             Err(e) if e.kind() != ErrorKind::Auth => {

@@ -11,7 +11,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use common::hostile::{Answer, Hostile};
@@ -192,66 +192,45 @@ fn fault_matrix_resets_and_drops_from_a_c_host() {
         }
     }
     let _load = Load::start();
-    let failures = Mutex::new(Vec::new());
-    let next = Mutex::new(0usize);
-    std::thread::scope(|s| {
-        for _ in 0..4 {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap();
-                    *n += 1;
-                    *n - 1
-                };
-                let Some((name, action, phase)) = cases.get(i) else {
-                    break;
-                };
-                let case = format!("{name} at {phase:?}");
-                let env = Env::start();
-                let (method, path, nth) = phase.target();
-                env.fault(method, path, nth, 1, action());
-                let config = env.config(json!({
-                    "chunk_size_bytes": MIB,
-                    "single_request_max_bytes": 2 * MIB,
-                    "request_timeout_secs": 2,
-                    "retry": {
-                        "max_attempts": 4, "base_delay_ms": 20, "max_delay_ms": 100,
-                        "commit_verify_secs": 3, "max_upload_restarts": 2
-                    }
-                }));
-                let out = run_host(&config, &input, 256 * 1024);
-                let mut problems = Vec::new();
-                if out.signal.is_some() {
-                    problems.push(format!("killed by signal {:?}", out.signal));
-                } else if out.status != Some(0) {
-                    problems.push(format!("status {:?}: {:?}", out.status, out.error));
-                } else {
-                    let stored = env.datasources();
-                    if stored.len() != 1 || stored[0].sha256 != sha || stored[0].history.len() != 1
-                    {
-                        problems.push(format!("stored {stored:?}"));
-                    }
-                    let applied = env
-                        .requests()
-                        .iter()
-                        .filter(|r| {
-                            r.method == "POST" && r.path.ends_with("/datasources") && r.applied
-                        })
-                        .count();
-                    if applied != 1 {
-                        problems.push(format!("{applied} publishes applied"));
-                    }
-                }
-                if !problems.is_empty() {
-                    failures.lock().unwrap().push(format!(
-                        "{case}: {}\n{}",
-                        problems.join("; "),
-                        out.output
-                    ));
-                }
-            });
+    let failures: Vec<String> = common::run_all(&cases, 4, |(name, action, phase)| {
+        let case = format!("{name} at {phase:?}");
+        let env = Env::start();
+        let (method, path, nth) = phase.target();
+        env.fault(method, path, nth, 1, action());
+        let config = env.config(json!({
+            "chunk_size_bytes": MIB,
+            "single_request_max_bytes": 2 * MIB,
+            "request_timeout_secs": 2,
+            "retry": {
+                "max_attempts": 4, "base_delay_ms": 20, "max_delay_ms": 100,
+                "commit_verify_secs": 3, "max_upload_restarts": 2
+            }
+        }));
+        let out = run_host(&config, &input, 256 * 1024);
+        let mut problems = Vec::new();
+        if out.signal.is_some() {
+            problems.push(format!("killed by signal {:?}", out.signal));
+        } else if out.status != Some(0) {
+            problems.push(format!("status {:?}: {:?}", out.status, out.error));
+        } else {
+            let stored = env.datasources();
+            if stored.len() != 1 || stored[0].sha256 != sha || stored[0].history.len() != 1 {
+                problems.push(format!("stored {stored:?}"));
+            }
+            let applied = env
+                .requests()
+                .iter()
+                .filter(|r| r.method == "POST" && r.path.ends_with("/datasources") && r.applied)
+                .count();
+            if applied != 1 {
+                problems.push(format!("{applied} publishes applied"));
+            }
         }
-    });
-    let failures = failures.into_inner().unwrap();
+        (!problems.is_empty()).then(|| format!("{case}: {}\n{}", problems.join("; "), out.output))
+    })
+    .into_iter()
+    .flatten()
+    .collect();
     assert!(
         failures.is_empty(),
         "{} of {} cases failed:\n{}",

@@ -92,3 +92,19 @@ fn four_processes_of_two_threads_share_one_session_through_a_token_expiry() {
         "{n} sign-ins for four processes and one expiry (one each would be 5+)"
     );
 }
+
+/// A server that ends a session used from a second connection (an emulator option; sources
+/// disagree on Tableau): the C host's threads fall back to taking turns, and all publish.
+#[test]
+fn threads_of_a_c_host_take_turns_when_the_server_will_not_share_a_token() {
+    let env = Env::with(tableau_emulator::Config {
+        end_session_on_second_connection: true,
+        ..tableau_emulator::Config::default()
+    });
+    run(&env, 1, 4);
+    let n = sign_ins(&env);
+    assert!(
+        (4..=8).contains(&n),
+        "{n} sign-ins for four threads taking turns"
+    );
+}

@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use common::{extract, publish, sha256_hex, Env, Phase};
@@ -327,30 +326,6 @@ fn run_case(case: &Case) -> Result<Outcome, String> {
     })
 }
 
-/// Runs `cases` on a few threads (the cases mostly wait) and returns outcomes in order.
-fn run_all<T: Sync, R: Send>(cases: &[T], run: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let next = Mutex::new(0usize);
-    let results: Vec<Mutex<Option<R>>> = cases.iter().map(|_| Mutex::new(None)).collect();
-    std::thread::scope(|s| {
-        for _ in 0..8 {
-            s.spawn(|| loop {
-                let i = {
-                    let mut n = next.lock().unwrap();
-                    let i = *n;
-                    *n += 1;
-                    i
-                };
-                let Some(case) = cases.get(i) else { break };
-                *results[i].lock().unwrap() = Some(run(case));
-            });
-        }
-    });
-    results
-        .into_iter()
-        .map(|r| r.into_inner().unwrap().unwrap())
-        .collect()
-}
-
 fn compare_with_doc(table: &str) {
     let root = env!("CARGO_MANIFEST_DIR");
     let doc = format!("{root}/docs/fault-matrix.md");
@@ -382,7 +357,7 @@ fn fault_matrix() {
             }
         }
     }
-    let outcomes = run_all(&cases, run_case);
+    let outcomes = common::run_all(&cases, 8, run_case);
 
     let mut table = String::from(HEADER);
     table.push_str("# Fault matrix\n\nA 640 KiB extract published in 5 appends of 128 KiB as an asynchronous job; one fault injected per case at the given phase. Columns: the outcome, then what the emulator saw: successful sign-ins, upload sessions created, publishes applied. Every \"ok\" row was checked byte for byte (sha256), with exactly one data source, one history entry and one committed upload session holding exactly the data; every failure kept the spool and its manifest.\n\n");

@@ -209,3 +209,32 @@ pub fn feed(p: &mut Publisher, data: &[u8]) -> Result<(), Error> {
     }
     Ok(())
 }
+
+/// Runs `cases` on `workers` threads (the cases mostly wait) and returns outcomes in order.
+pub fn run_all<T: Sync, R: Send>(
+    cases: &[T],
+    workers: usize,
+    run: impl Fn(&T) -> R + Sync,
+) -> Vec<R> {
+    let next = std::sync::Mutex::new(0usize);
+    let results: Vec<std::sync::Mutex<Option<R>>> =
+        cases.iter().map(|_| std::sync::Mutex::new(None)).collect();
+    std::thread::scope(|s| {
+        for _ in 0..workers {
+            s.spawn(|| loop {
+                let i = {
+                    let mut n = next.lock().unwrap();
+                    let i = *n;
+                    *n += 1;
+                    i
+                };
+                let Some(case) = cases.get(i) else { break };
+                *results[i].lock().unwrap() = Some(run(case));
+            });
+        }
+    });
+    results
+        .into_iter()
+        .map(|r| r.into_inner().unwrap().unwrap())
+        .collect()
+}
