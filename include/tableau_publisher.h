@@ -5,7 +5,8 @@
  * -> tp_finalize_and_publish (sign in, upload, publish, sign out) -> tp_result_json -> tp_free.
  * Every function returning tp_status returns TP_OK (0) on success; details of a failure are in
  * tp_last_error(). No function panics across this boundary; NULL pointers are reported as
- * TP_ERR_INVALID_ARGUMENT. A handle must not be used from two threads at the same time.
+ * TP_ERR_INVALID_ARGUMENT. A handle must not be used from two threads at the same time, except
+ * for tp_cancel, which stops a running publish from any thread.
  */
 
 #ifndef TABLEAU_PUBLISHER_H
@@ -74,9 +75,23 @@ typedef enum tp_phase {
   TP_PHASE_WAITING_FOR_SESSION = 7,
 } tp_phase;
 
+// How much a log line matters, as passed to the log callback. Values are fixed.
+typedef enum tp_log_level {
+  // The call failed: the final error message (as `tp_last_error` will give it, with the
+  // kept spool and the command that publishes it again).
+  TP_LOG_ERROR = 1,
+  // Something went wrong and is being dealt with: a retry or a wait (with its reason and
+  // delay), a re-authentication (and why), an upload restarted in a new upload session.
+  TP_LOG_WARN = 2,
+  // A milestone: signed in, waiting for (and getting) a turn at a shared session, job
+  // accepted, published, signed out.
+  TP_LOG_INFO = 3,
+} tp_log_level;
+
 // An opaque publisher handle: one configuration, one spool, one publish.
 // Create with `tp_init`, release with `tp_free`. Use it from one thread at a time; a call
-// made while another call on the same handle is running is refused with `TP_ERR_STATE`.
+// made while another call on the same handle is running is refused with `TP_ERR_STATE`
+// (except `tp_cancel`, which may be called from any thread at any time).
 typedef struct tp_publisher tp_publisher;
 
 // One progress report. Valid only during the callback.
@@ -93,10 +108,18 @@ typedef struct tp_progress {
 // Called during `tp_finalize_and_publish` and `tp_preflight`, on the thread that called it,
 // at each phase change and as bytes are sent (every 2 MiB and at the end). Never called while
 // the library holds a lock the callback could need. It must not call the library with the same
-// handle: such calls get `TP_ERR_STATE` (other handles are fine). Return 0 to continue,
-// non-zero to cancel: the call then stops as soon as possible with `TP_ERR_CANCELLED`, signs
-// out, and keeps the spool.
+// handle: such calls get `TP_ERR_STATE` (other handles are fine; `tp_cancel` is allowed).
+// Return 0 to continue, non-zero to cancel: the call then stops as soon as possible with
+// `TP_ERR_CANCELLED`, signs out, and keeps the spool.
 typedef int32_t (*tp_progress_callback)(void *userdata, const struct tp_progress *progress);
+
+// Called during `tp_finalize_and_publish` and `tp_preflight`, on the thread that called it,
+// with one line a user should see: `level` and `message`, UTF-8 and NUL-terminated, with no
+// trailing newline, valid only during the call (copy it to keep it). No message ever holds a
+// secret (a PAT secret, a password, a JWT or a session token). Never called while the library
+// holds a lock the callback could need. It must not call the library with the same handle:
+// such calls get `TP_ERR_STATE` (other handles are fine; `tp_cancel` is allowed).
+typedef void (*tp_log_callback)(void *userdata, enum tp_log_level level, const char *message);
 
 #ifdef __cplusplus
 extern "C" {
@@ -127,10 +150,39 @@ enum tp_status tp_feed_file(struct tp_publisher *p, const char *path);
 // Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 // `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
 // callback is set. Can be called at any time between other calls on the handle (not from
-// inside the callback).
+// inside a callback).
 enum tp_status tp_set_progress_callback(struct tp_publisher *p,
                                         tp_progress_callback callback,
                                         void *userdata);
+
+// Sets the log callback of handle `p` (see `tp_log_callback`), or clears it when `callback`
+// is NULL. `userdata` is passed back unchanged and must stay valid while the callback is set.
+// While set, `tp_finalize_and_publish` and `tp_preflight` tell it, on their thread, what a
+// user should see: each re-authentication and why, each retry and wait with its reason and
+// delay (HTTP 429 and the wait Tableau asked for, 5xx and gateway errors, connection resets,
+// timeouts), upload restarts, waiting for a turn at a shared session, the sign-in and the
+// publish (`TP_LOG_INFO`), and on failure the message `tp_last_error` will give
+// (`TP_LOG_ERROR`), with the kept spool and the `tabpub resume` command. Never a secret. Can
+// be called at any time between other calls on the handle (not from inside a callback).
+enum tp_status tp_set_log_callback(struct tp_publisher *p,
+                                   tp_log_callback callback,
+                                   void *userdata);
+
+// Cancels the `tp_finalize_and_publish` or `tp_preflight` running on handle `p`; for a host's
+// Cancel button. Safe from any thread (also from inside the callbacks), at any time while the
+// handle is alive; never blocks and never calls a callback. The running call stops within about a
+// second, wherever it is (sending or awaiting a request, sleeping before a retry, polling the
+// publish job, waiting for a turn at a shared session), signs out, keeps the spool with its
+// manifest as any failed publish does (paths and the `tabpub resume` command in `tp_last_error`),
+// and returns `TP_ERR_CANCELLED`; finalize may then be called again (a cancel that came after the
+// commit was sent may have left it applied on the server: the next finalize checks for that first
+// instead of publishing twice). A cancel made while no such call runs is kept for the next one on
+// the handle, which returns `TP_ERR_CANCELLED` at once without any network request: a Cancel
+// pressed just before the publish starts is never lost. The request is used up by the call it
+// stops, so the call after that runs normally. Returns `TP_OK`, or `TP_ERR_INVALID_ARGUMENT` when
+// `p` is NULL. Like every use of the handle, it must not be called after, or at the same time as,
+// `tp_free(p)`.
+enum tp_status tp_cancel(struct tp_publisher *p);
 
 // Checks now, before any data is ready, everything a publish will need except the data:
 // the server, the credentials, the site, the project, and the mode against what exists

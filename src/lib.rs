@@ -5,10 +5,11 @@
 //! while an upstream job runs for hours. The C ABI in [`ffi`] is a thin layer over [`Publisher`].
 //!
 //! The Rust API is what this page lists: [`Publisher`], its results and errors, [`progress`]
-//! reports and the [`kept`] spools. Everything else is internal.
+//! reports, [`log`] lines, the [`Canceller`] and the [`kept`] spools. Everything else is internal.
 
 mod api_version;
 mod background_hash;
+mod cancel;
 pub(crate) mod client;
 mod config;
 mod error;
@@ -18,6 +19,7 @@ mod filetype;
 pub mod fuzzing;
 mod hex;
 pub mod kept;
+pub mod log;
 mod manifest;
 mod process;
 pub mod progress;
@@ -26,6 +28,7 @@ mod publisher;
 mod sigpipe;
 mod spool;
 
+pub use cancel::Canceller;
 pub use error::{Error, ErrorKind};
 pub use publish::{PreflightResult, PublishResult};
 pub use publisher::Publisher;

@@ -1,11 +1,16 @@
-//! Progress reports to the host during a publish, and cancellation by the host's answer.
+//! Progress reports to the host during a publish, its log lines, and cancellation by the
+//! host's answer or by a [`Canceller`](crate::Canceller).
 //!
-//! The host's function is called on the thread inside `finalize_and_publish` only (the I/O
+//! The host's functions are called on the thread inside `finalize_and_publish` only (the I/O
 //! runtime is single-threaded and runs there), at each phase change and as file bytes are
 //! handed to the connection. Returning `false` cancels the publish as soon as possible.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
+
+use crate::cancel::Canceller;
+use crate::error::{Error, ErrorKind, Result};
+use crate::log::{LogFn, LogLevel};
 
 /// Upload progress reaches the host each time this many more bytes were sent.
 const REPORT_EVERY: u64 = 2 * 1024 * 1024;
@@ -66,23 +71,96 @@ pub(crate) struct Reporter(Arc<Inner>);
 #[derive(Default)]
 struct Inner {
     callback: Mutex<Option<ProgressFn>>,
+    log: Mutex<Option<LogFn>>,
     state: Mutex<Option<Progress>>,
+    /// The progress function returned `false`.
     cancelled: AtomicBool,
+    /// The host's cancel requests (from any thread), and the wake-up of this call's waits.
+    host: Canceller,
 }
 
 impl Reporter {
-    /// A reporter calling `callback` (or nobody).
-    pub(crate) fn new(callback: Option<ProgressFn>) -> Reporter {
+    /// A reporter calling `callback` and `log` (or nobody), stopped by `host`.
+    pub(crate) fn new(
+        callback: Option<ProgressFn>,
+        log: Option<LogFn>,
+        host: Canceller,
+    ) -> Reporter {
         Reporter(Arc::new(Inner {
             callback: Mutex::new(callback),
+            log: Mutex::new(log),
             state: Mutex::new(None),
             cancelled: AtomicBool::new(false),
+            host,
         }))
     }
 
-    /// Whether the host asked to cancel.
+    /// Whether the host asked to cancel (through its progress function or a canceller).
     pub(crate) fn is_cancelled(&self) -> bool {
-        self.0.cancelled.load(Ordering::Relaxed)
+        self.0.cancelled.load(Ordering::Relaxed) || self.0.host.is_requested()
+    }
+
+    /// The error a cancelled call ends with.
+    pub(crate) fn cancel_error(&self) -> Error {
+        let how = if self.0.cancelled.load(Ordering::Relaxed) {
+            "its progress callback returned non-zero"
+        } else {
+            "it asked to cancel"
+        };
+        Error::new(
+            ErrorKind::Cancelled,
+            format!("the publish was cancelled by the host ({how})"),
+        )
+    }
+
+    /// Runs `work` until it ends or the host cancels, whichever comes first; on a cancel the
+    /// work is dropped where it waits (a network read or write, a back-off sleep, a job poll,
+    /// a turn at the session) and the call gets the cancel error. A cancel asked for before
+    /// starts nothing.
+    pub(crate) async fn until_cancelled<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>>,
+    ) -> Result<T> {
+        use futures_util::future::{select, Either};
+        if self.is_cancelled() {
+            return Err(self.cancel_error());
+        }
+        let finished = {
+            // Pinned in this block: a cancelled `work` is dropped (releasing whatever it
+            // holds) before the host hears of the cancel.
+            let work = std::pin::pin!(work);
+            let cancelled = std::pin::pin!(self.0.host.until(|| self.is_cancelled()));
+            match select(work, cancelled).await {
+                Either::Left((done, _)) => Some(done),
+                Either::Right(((), _)) => None,
+            }
+        };
+        if let Some(done) = finished {
+            return done;
+        }
+        let phase = self.current_phase().map_or("starting", Phase::name);
+        self.log(
+            LogLevel::Warn,
+            &format!(
+                "cancelled by the host while {phase}; stopping now, signing out and keeping the data"
+            ),
+        );
+        Err(self.cancel_error())
+    }
+
+    /// The phase last reported.
+    fn current_phase(&self) -> Option<Phase> {
+        let state = self.0.state.lock().unwrap_or_else(|e| e.into_inner());
+        state.map(|p| p.phase)
+    }
+
+    /// Tells the host's log function (if any) one line. Called only on the call's thread, with
+    /// no lock of the library held but the log function's own.
+    pub(crate) fn log(&self, level: LogLevel, message: &str) {
+        let mut log = self.0.log.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = log.as_mut() {
+            f(level, message);
+        }
     }
 
     /// Gives the callback back (after the publish), so the handle keeps it.
@@ -92,6 +170,11 @@ impl Reporter {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .take()
+    }
+
+    /// Gives the log function back (after the publish), so the handle keeps it.
+    pub(crate) fn take_log(&self) -> Option<LogFn> {
+        self.0.log.lock().unwrap_or_else(|e| e.into_inner()).take()
     }
 
     fn update(&self, f: impl FnOnce(&mut Progress) -> bool) {
@@ -112,6 +195,7 @@ impl Reporter {
         if let Some(cb) = callback.as_mut() {
             if !cb(&report) {
                 self.0.cancelled.store(true, Ordering::Relaxed);
+                self.0.host.wake();
             }
         }
     }

@@ -20,12 +20,16 @@ use crate::client::{http::Http, Api};
 use crate::config::{AsJob, Config, Mode, ProjectTarget, MAX_CHUNK_BYTES};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
+use crate::log::LogLevel;
 use crate::manifest::{Baseline, CommitRecord, Journal};
 use crate::progress::{Phase, Reporter};
 use crate::spool::Sealed;
 
 /// Tableau's documented cap on blocks per uploaded file.
 const MAX_BLOCKS: u64 = 1000;
+/// Longest wait for the sign-out after the host cancelled: the call returns within about a
+/// second of the cancel; a session not signed out then ends when it expires.
+const SIGN_OUT_AFTER_CANCEL: Duration = Duration::from_millis(600);
 
 /// What a successful publish reports (serialised as the result JSON).
 #[derive(Debug, Clone, Serialize)]
@@ -66,11 +70,11 @@ pub struct PublishResult {
     pub http_requests: u64,
 }
 
-/// A client for the configured server, version negotiated and signed in.
-async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
+/// A client for the configured server, not signed in yet.
+fn client(config: &Config, reporter: &Reporter) -> Result<Api> {
     reporter.phase(Phase::SigningIn);
     let http = Http::new(&config.server_url, config.request_timeout, config.route()?)?;
-    let mut api = Api::new(
+    Ok(Api::new(
         http,
         &config.server_url,
         &config.site,
@@ -79,15 +83,55 @@ async fn connect(config: &Config, reporter: &Reporter) -> Result<Api> {
         config.retry.max_reauthentications,
     )?
     .with_session_wait(config.session_wait)
-    .with_reporter(reporter.clone());
+    .with_reporter(reporter.clone()))
+}
+
+/// Negotiates the version (unless configured) and signs in.
+async fn connect(api: &mut Api, config: &Config) -> Result<()> {
     match config.api_version {
         Some(v) => api.set_version(v),
         None => {
             api.negotiate_version().await?;
         }
     }
-    api.sign_in().await?;
-    Ok(api)
+    api.sign_in().await
+}
+
+/// A signed-in client, or the error; a cancel during the sign-in still signs out whatever
+/// session it may have got.
+async fn signed_in(config: &Config, reporter: &Reporter) -> Result<Api> {
+    let mut api = client(config, reporter)?;
+    match reporter.until_cancelled(connect(&mut api, config)).await {
+        Ok(()) => Ok(api),
+        Err(e) => {
+            if e.kind() == ErrorKind::Cancelled {
+                sign_out(&api, reporter).await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Signs out; failing to must not turn a publish that worked into a failure. After a cancel it
+/// is given [`SIGN_OUT_AFTER_CANCEL`] at most.
+async fn sign_out(api: &Api, reporter: &Reporter) {
+    reporter.phase(Phase::SigningOut);
+    if reporter.is_cancelled() {
+        if tokio::time::timeout(SIGN_OUT_AFTER_CANCEL, api.sign_out())
+            .await
+            .is_err()
+        {
+            reporter.log(
+                LogLevel::Warn,
+                &format!(
+                    "signing out took longer than {} ms after the cancel and was abandoned; the session ends when it expires",
+                    SIGN_OUT_AFTER_CANCEL.as_millis()
+                ),
+            );
+        }
+    } else {
+        let _ = api.sign_out().await;
+    }
 }
 
 /// Runs the whole publish, recording its steps in `journal`. `prior` is the commit of an
@@ -101,8 +145,8 @@ pub async fn run(
     journal: &Journal,
     prior: Option<&CommitRecord>,
 ) -> Result<PublishResult> {
-    let api = connect(config, reporter).await?;
-    let outcome = Publish {
+    let api = signed_in(config, reporter).await?;
+    let publish = Publish {
         api: &api,
         config,
         sealed,
@@ -111,12 +155,9 @@ pub async fn run(
         journal,
         prior,
         sha256: OnceCell::new(),
-    }
-    .run()
-    .await;
-    // Sign-out failing must not turn a publish that worked into a failure.
-    reporter.phase(Phase::SigningOut);
-    let _ = api.sign_out().await;
+    };
+    let outcome = reporter.until_cancelled(publish.run()).await;
+    sign_out(&api, reporter).await;
     let mut result = outcome?;
     let counters = api.counters();
     result.sign_ins = counters.sign_ins;
@@ -145,14 +186,15 @@ pub struct PreflightResult {
 /// the mode against what exists. Signs in and out again at once, so no session is held while
 /// the upstream runs.
 pub async fn preflight(config: &Config, reporter: &Reporter) -> Result<PreflightResult> {
-    let api = connect(config, reporter).await?;
+    let api = signed_in(config, reporter).await?;
     reporter.phase(Phase::Resolving);
-    let outcome = match find_target(&api, config).await {
-        Ok(target) => check_mode(config, &target).map(|()| target),
-        Err(e) => Err(e),
-    };
-    reporter.phase(Phase::SigningOut);
-    let _ = api.sign_out().await;
+    let outcome = reporter
+        .until_cancelled(async {
+            let target = find_target(&api, config).await?;
+            check_mode(config, &target).map(|()| target)
+        })
+        .await;
+    sign_out(&api, reporter).await;
     let target = outcome?;
     Ok(PreflightResult {
         api_version: api.version().to_string(),
@@ -253,6 +295,14 @@ impl Publish<'_> {
             Published::Datasource(d) => (Some(d), None),
             Published::Job(job) => {
                 self.journal.job(&job.id);
+                self.reporter.log(
+                    LogLevel::Info,
+                    &format!(
+                        "publish job {} accepted; waiting for it to finish (at most {}, \"job_timeout_secs\")",
+                        job.id,
+                        crate::log::delay(self.config.job_timeout)
+                    ),
+                );
                 self.reporter.phase(Phase::WaitingForJob);
                 self.refresh_old_session().await?;
                 self.wait_for_job(&job.id, &target).await?;
@@ -444,6 +494,19 @@ impl Publish<'_> {
                 )));
             }
             restarts += 1;
+            let why = if failure.http_status() == Some(404) {
+                "the upload session is gone"
+            } else {
+                "it is unknown what the server kept of the last request"
+            };
+            self.reporter.log(
+                LogLevel::Warn,
+                &format!(
+                    "{}; {why}, so the upload starts again from the first byte in a new upload session (restart {restarts} of at most {}, \"retry.max_upload_restarts\")",
+                    failure.message(),
+                    self.config.retry.max_upload_restarts
+                ),
+            );
         }
     }
 
@@ -485,6 +548,13 @@ impl Publish<'_> {
             }
             return Err(first);
         }
+        self.reporter.log(
+            LogLevel::Warn,
+            &format!(
+                "{}; the commit may have applied: checking the data source before sending it again",
+                first.message()
+            ),
+        );
         // A Tableau error body on a synchronous commit means the server finished with it: one
         // look suffices. A lost answer, a gateway's 502/504, or a job may still be applying.
         let finished = first.tableau_code().is_some() && !params.as_job;

@@ -3,9 +3,11 @@
 
 use std::path::Path;
 
+use crate::cancel::Canceller;
 use crate::config::{Config, Mode};
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::FileType;
+use crate::log::{LogFn, LogLevel};
 use crate::manifest::{resume_command, CommitRecord, Journal, Manifest};
 use crate::progress::{ProgressFn, Reporter};
 use crate::publish::{self, PreflightResult, PublishResult};
@@ -27,9 +29,25 @@ pub struct Publisher {
     spool: Spool,
     state: State,
     result: Option<PublishResult>,
-    progress: Option<ProgressFn>,
+    hooks: Hooks,
     /// The manifest of the last attempt on this spool (a failed finalize, or the one resumed).
     earlier: Option<Manifest>,
+}
+
+/// What the host gave to hear about (and stop) the blocking calls.
+#[derive(Default)]
+struct Hooks {
+    progress: Option<ProgressFn>,
+    log: Option<LogFn>,
+    cancel: Canceller,
+}
+
+impl Hooks {
+    fn log(&mut self, level: LogLevel, message: &str) {
+        if let Some(f) = self.log.as_mut() {
+            f(level, message);
+        }
+    }
 }
 
 impl Publisher {
@@ -41,7 +59,7 @@ impl Publisher {
             config,
             state: State::Open,
             result: None,
-            progress: None,
+            hooks: Hooks::default(),
             earlier: None,
         })
     }
@@ -58,7 +76,7 @@ impl Publisher {
             config,
             state: State::Failed,
             result: None,
-            progress: None,
+            hooks: Hooks::default(),
             earlier: Some(m),
         })
     }
@@ -66,7 +84,21 @@ impl Publisher {
     /// Sets (or with `None` clears) the function told about progress during
     /// [`finalize_and_publish`](Self::finalize_and_publish); it returns `false` to cancel.
     pub fn set_progress(&mut self, progress: Option<ProgressFn>) {
-        self.progress = progress;
+        self.hooks.progress = progress;
+    }
+
+    /// Sets (or with `None` clears) the function told, during
+    /// [`finalize_and_publish`](Self::finalize_and_publish) and [`preflight`](Self::preflight)
+    /// and on their thread, what a user should see: re-authentications, retries and waits with
+    /// their reasons, upload restarts, the sign-in and the publish, and the final error. See
+    /// [`crate::log`]. No line holds a secret.
+    pub fn set_log(&mut self, log: Option<LogFn>) {
+        self.hooks.log = log;
+    }
+
+    /// A handle that cancels this publisher's blocking call from any thread; see [`Canceller`].
+    pub fn canceller(&self) -> Canceller {
+        self.hooks.cancel.clone()
     }
 
     /// Appends bytes to the spool.
@@ -110,6 +142,42 @@ impl Publisher {
     /// Signs in, uploads, publishes and signs out. After a failure the spool is kept and this
     /// may be called again; after success, calls fail with [`ErrorKind::State`].
     pub fn finalize_and_publish(&mut self) -> Result<&PublishResult> {
+        match self.publish_once() {
+            Ok(()) => {
+                let r = self
+                    .result
+                    .as_ref()
+                    .expect("a publish that worked has its result");
+                let line = format!(
+                    "published data source \"{}\" ({}) in project {}: {} bytes, sha256 {}, {}; {} sign-in(s), {} retries, {} HTTP requests",
+                    r.datasource_name,
+                    r.datasource_id.as_deref().unwrap_or("id not listed yet"),
+                    r.project_id,
+                    r.bytes,
+                    r.sha256,
+                    if r.chunked {
+                        format!("{} chunk(s) in {} upload session(s)", r.chunks, r.upload_sessions)
+                    } else {
+                        "in one request".to_owned()
+                    },
+                    r.sign_ins,
+                    r.retries,
+                    r.http_requests
+                );
+                self.hooks.log(LogLevel::Info, &line);
+                Ok(self
+                    .result
+                    .as_ref()
+                    .expect("a publish that worked has its result"))
+            }
+            Err(e) => {
+                self.hooks.log(LogLevel::Error, e.message());
+                Err(e)
+            }
+        }
+    }
+
+    fn publish_once(&mut self) -> Result<()> {
         if self.state == State::Published {
             return Err(Error::new(
                 ErrorKind::State,
@@ -140,7 +208,8 @@ impl Publisher {
                 self.spool.remove();
                 self.earlier = None;
                 self.state = State::Published;
-                Ok(self.result.insert(result))
+                self.result = Some(result);
+                Ok(())
             }
             Err(e) if self.spool.is_external() => {
                 self.state = State::Failed;
@@ -212,8 +281,7 @@ impl Publisher {
             )));
         }
         let config = &self.config;
-        let progress = &mut self.progress;
-        block_on(progress, |reporter| async move {
+        block_on(&mut self.hooks, |reporter| async move {
             publish::run(config, sealed, file_type, &reporter, journal, prior).await
         })
     }
@@ -222,6 +290,29 @@ impl Publisher {
     /// without keeping a session: for hosts that want to fail fast when a workflow starts.
     /// Allowed before publishing; does not change the handle's state.
     pub fn preflight(&mut self) -> Result<PreflightResult> {
+        let outcome = self.preflight_once();
+        match &outcome {
+            Ok(r) => {
+                let existing = match &r.existing_datasource_id {
+                    Some(id) => format!(
+                        "data source \"{}\" exists ({id})",
+                        self.config.datasource_name
+                    ),
+                    None => format!("no data source \"{}\" yet", self.config.datasource_name),
+                };
+                let line = format!(
+                    "preflight passed: signed in, project {} found, {existing}; mode \"{}\" can publish (signed out again)",
+                    r.project_id,
+                    self.config.mode.name()
+                );
+                self.hooks.log(LogLevel::Info, &line);
+            }
+            Err(e) => self.hooks.log(LogLevel::Error, e.message()),
+        }
+        outcome
+    }
+
+    fn preflight_once(&mut self) -> Result<PreflightResult> {
         if self.state == State::Published {
             return Err(Error::new(
                 ErrorKind::State,
@@ -230,7 +321,7 @@ impl Publisher {
         }
         refuse_inside_tokio()?;
         let config = &self.config;
-        block_on(&mut self.progress, |reporter| async move {
+        block_on(&mut self.hooks, |reporter| async move {
             publish::preflight(config, &reporter).await
         })
     }
@@ -247,8 +338,9 @@ fn refuse_inside_tokio() -> Result<()> {
     Ok(())
 }
 
-/// Runs `work` on a single-threaded runtime of its own, lending it the host's progress function.
-fn block_on<T, F>(progress: &mut Option<ProgressFn>, work: impl FnOnce(Reporter) -> F) -> Result<T>
+/// Runs `work` on a single-threaded runtime of its own, lending it the host's progress and log
+/// functions and its cancel requests. A cancel request is used up by the call it stops.
+fn block_on<T, F>(hooks: &mut Hooks, work: impl FnOnce(Reporter) -> F) -> Result<T>
 where
     F: std::future::Future<Output = Result<T>>,
 {
@@ -258,9 +350,17 @@ where
         .enable_all()
         .build()
         .map_err(|e| Error::io("cannot start the I/O runtime", &e))?;
-    let reporter = Reporter::new(progress.take());
+    let reporter = Reporter::new(
+        hooks.progress.take(),
+        hooks.log.take(),
+        hooks.cancel.clone(),
+    );
     let result = runtime.block_on(work(reporter.clone()));
-    *progress = reporter.take_callback();
+    hooks.progress = reporter.take_callback();
+    hooks.log = reporter.take_log();
+    if matches!(&result, Err(e) if e.kind() == ErrorKind::Cancelled) {
+        hooks.cancel.clear();
+    }
     // The file is read on this thread; the runtime's blocking threads (name resolution, the
     // wait for the spool's hash) idle a while after their task: never let one hold the host.
     runtime.shutdown_timeout(std::time::Duration::from_secs(10));

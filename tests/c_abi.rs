@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::{sha256_hex, Env};
+use tableau_emulator::FaultAction;
 
 /// `target/<profile>/deps/`, where `cargo test` builds the cdylib next to this test binary
 /// (the copy in `target/<profile>/` is refreshed only by `cargo build`, so it may be stale).
@@ -50,10 +51,12 @@ fn compile_source(compiler: &str, extra: &[&str], source: &str, out: &Path) {
     assert!(status.success(), "{compiler} failed to compile the C test");
 }
 
-/// Runs a compiled test program against a fresh emulator; it must report no failures.
-/// Returns the emulator and the fixture's sha256 so the caller can check what was stored.
-fn run(binary: &Path, name: &str) -> (Env, String) {
+/// Runs a compiled test program against a fresh emulator prepared by `setup`; it must report no
+/// failures. Returns the emulator and the fixture's sha256 so the caller can check what was
+/// stored.
+fn run(binary: &Path, name: &str, setup: impl FnOnce(&Env)) -> (Env, String) {
     let env = Env::start();
+    setup(&env);
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
     let sha = sha256_hex(&std::fs::read(fixture).unwrap());
     let out = Command::new(binary)
@@ -81,7 +84,7 @@ fn c_test(compiler: &str, flags: &[&str], name: &str) {
     let dir = tempfile::tempdir().unwrap();
     let bin = dir.path().join("publish_test");
     compile(compiler, flags, &bin);
-    let (env, sha) = run(&bin, name);
+    let (env, sha) = run(&bin, name, |_| {});
     assert_eq!(env.datasource("From C").sha256, sha);
     assert_eq!(
         env.datasource("From F").sha256,
@@ -106,12 +109,29 @@ fn cpp_wrapper_publishes_and_throws() {
     let bin = dir.path().join("test_wrapper");
     compile_source(
         "c++",
-        &["-std=c++17"],
+        &["-std=c++17", "-pthread"],
         "bindings/cpp/test_wrapper.cpp",
         &bin,
     );
-    let (env, sha) = run(&bin, "C++ wrapper test");
+    // The one overwrite publish, which the wrapper test cancels from a second thread, is read
+    // at 16 KiB/s: 8 s for the fixture, unless cancelled.
+    let (env, sha) = run(&bin, "C++ wrapper test", |env| {
+        env.fault(
+            "POST",
+            "/datasources?overwrite=true",
+            1,
+            1,
+            FaultAction::SlowBody {
+                bytes_per_sec: 16 * 1024,
+            },
+        )
+    });
     assert_eq!(env.datasource("From C++").sha256, sha);
+    assert_eq!(
+        env.datasource("From C++ slow").sha256,
+        sha,
+        "published after the cancelled attempt"
+    );
 }
 
 #[cfg(target_os = "linux")]

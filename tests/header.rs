@@ -89,6 +89,8 @@ fn header_exports_only_tp_names() {
         "tp_free",
         "tp_version",
         "tp_set_progress_callback",
+        "tp_set_log_callback",
+        "tp_cancel",
         "tp_preflight",
     ] {
         assert!(
@@ -184,8 +186,10 @@ fn csharp_enum(source: &str, enum_name: &str) -> Vec<(String, i64)> {
 fn bindings_use_the_headers_numbers() {
     let statuses = header_values(&["TP_OK", "TP_ERR_"]);
     let phases = header_values(&["TP_PHASE_"]);
+    let levels = header_values(&["TP_LOG_"]);
     assert_eq!(statuses.len(), 15);
     assert_eq!(phases.len(), 7);
+    assert_eq!(levels.len(), 3);
 
     let cs = include_str!("../bindings/csharp/TableauPublisher.cs");
     let want: Vec<(String, i64)> = statuses
@@ -201,6 +205,11 @@ fn bindings_use_the_headers_numbers() {
         .map(|(name, n)| (camel(&name["TP_PHASE_".len()..]), *n))
         .collect();
     assert_eq!(csharp_enum(cs, "Phase"), want, "C# Phase");
+    let want: Vec<(String, i64)> = levels
+        .iter()
+        .map(|(name, n)| (camel(&name["TP_LOG_".len()..]), *n))
+        .collect();
+    assert_eq!(csharp_enum(cs, "LogLevel"), want, "C# LogLevel");
     assert!(
         cs.contains(&format!(
             "RequiredAbiVersion = {}",
@@ -234,6 +243,10 @@ fn bindings_use_the_headers_numbers() {
             name["TP_PHASE_".len()..].to_ascii_lowercase()
         );
         assert!(py.contains(&entry), "Python PHASES lacks {entry}");
+    }
+    for (name, n) in &levels {
+        let entry = format!("{n}: \"{}\"", name["TP_LOG_".len()..].to_ascii_lowercase());
+        assert!(py.contains(&entry), "Python LOG_LEVELS lacks {entry}");
     }
     assert!(
         py.contains(&format!(

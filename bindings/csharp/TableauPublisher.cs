@@ -7,7 +7,8 @@
 //   {
 //       p.Feed(buffer, 0, n);                 // as the host produces bytes (or p.FeedFile(path))
 //       string resultJson = p.Publish();      // or p.Publish(pr => !token.IsCancellationRequested)
-//   }
+//   }                                         // or p.Publish(progress, (level, line) => log.Add(line))
+//   // From another thread (a Cancel button): p.Cancel();
 //
 // Every failure throws PublisherException with .Status (the tp_status) and the library's message.
 using System;
@@ -69,6 +70,17 @@ namespace TableauPublisher
         SigningOut = 6,
         /// <summary>Waiting for another publish with the same credentials to finish with the session.</summary>
         WaitingForSession = 7,
+    }
+
+    /// <summary>How much a log line matters; same numbers as tp_log_level in the C header.</summary>
+    public enum LogLevel
+    {
+        /// <summary>The call failed: the final error message.</summary>
+        Error = 1,
+        /// <summary>A retry, a wait, a re-authentication or an upload restart, with its reason.</summary>
+        Warn = 2,
+        /// <summary>A milestone: signed in, published, waiting for a turn at the session.</summary>
+        Info = 3,
     }
 
     /// <summary>One progress report, as passed to the delegate of <see cref="Publisher.Publish(Func{Progress, bool})"/>.</summary>
@@ -156,6 +168,9 @@ namespace TableauPublisher
         [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
         internal delegate int ProgressCallback(IntPtr userdata, IntPtr progress);
 
+        [UnmanagedFunctionPointer(CallingConvention.Cdecl)]
+        internal delegate void LogCallback(IntPtr userdata, int level, IntPtr message);
+
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int tp_init(byte[] configJson, out PublisherHandle handle);
 
@@ -167,6 +182,12 @@ namespace TableauPublisher
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int tp_set_progress_callback(IntPtr p, ProgressCallback callback, IntPtr userdata);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int tp_set_log_callback(IntPtr p, LogCallback callback, IntPtr userdata);
+
+        [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
+        internal static extern int tp_cancel(IntPtr p);
 
         [DllImport(Lib, CallingConvention = CallingConvention.Cdecl)]
         internal static extern int tp_preflight(IntPtr p);
@@ -216,7 +237,8 @@ namespace TableauPublisher
 
     /// <summary>
     /// One publish: feed bytes (or one file), then Publish(). Owns only the native handle.
-    /// One call at a time: not for concurrent use, and not from inside the progress delegate.
+    /// One call at a time: not for concurrent use, and not from inside the progress delegate;
+    /// only <see cref="Cancel"/> may be called from any thread at any time.
     /// </summary>
     public sealed class Publisher : IDisposable
     {
@@ -226,6 +248,7 @@ namespace TableauPublisher
         // Never collected, so the function pointer given to the library always stays valid; the
         // per-call state travels in userdata as a GCHandle.
         private static readonly Native.ProgressCallback Trampoline = OnProgress;
+        private static readonly Native.LogCallback LogTrampoline = OnLog;
 
         private readonly PublisherHandle handle;
         private int busy; // 1 while a call is running: guards against reentrant or concurrent use
@@ -322,6 +345,43 @@ namespace TableauPublisher
             }
         }
 
+        /// <summary>
+        /// As <see cref="Preflight()"/>, telling <paramref name="log"/> on this thread what happens
+        /// (see <see cref="Publish(Func{Progress, bool}, Action{LogLevel, string})"/>).
+        /// </summary>
+        public void Preflight(Action<LogLevel, string> log)
+        {
+            if (log == null) throw new ArgumentNullException("log");
+            WithCallbacks(null, log, p => Native.tp_preflight(p));
+        }
+
+        /// <summary>
+        /// Cancels the Publish or Preflight running on another thread (a Cancel button): it throws
+        /// PublisherException with Status.Cancelled within about a second, signing out and keeping
+        /// the data (Publish may be called again). Made while nothing runs, it cancels the next
+        /// call at once (it is used up by the call it stops). Thread-safe, never blocks; does
+        /// nothing once disposed.
+        /// </summary>
+        public void Cancel()
+        {
+            if (handle.IsClosed) return;
+            bool added = false;
+            try
+            {
+                // Keeps the handle alive for the call, so a Dispose meanwhile cannot free it.
+                handle.DangerousAddRef(ref added);
+                Native.tp_cancel(handle.DangerousGetHandle());
+            }
+            catch (ObjectDisposedException)
+            {
+                // disposed meanwhile: nothing to cancel
+            }
+            finally
+            {
+                if (added) handle.DangerousRelease();
+            }
+        }
+
         /// <summary>Signs in, uploads, publishes, signs out (blocking); returns tp_result_json's JSON text.</summary>
         public string Publish()
         {
@@ -345,38 +405,27 @@ namespace TableauPublisher
         public string Publish(Func<Progress, bool> progress)
         {
             if (progress == null) throw new ArgumentNullException("progress");
-            IntPtr p = Enter();
-            try
+            return Publish(progress, null);
+        }
+
+        /// <summary>
+        /// As <see cref="Publish(Func{Progress, bool})"/> (<paramref name="progress"/> may be null),
+        /// also telling <paramref name="log"/> on this thread what a user should see: retries and
+        /// waits with their reasons, re-authentications, upload restarts, the sign-in, the publish
+        /// and the final error. No line holds a secret. Exceptions thrown by <paramref name="log"/>
+        /// are swallowed: a log line never stops a publish.
+        /// </summary>
+        public string Publish(Func<Progress, bool> progress, Action<LogLevel, string> log)
+        {
+            if (progress == null && log == null) return Publish();
+            string json = null;
+            WithCallbacks(progress, log, p =>
             {
-                var state = new CallbackState(progress);
-                GCHandle userdata = GCHandle.Alloc(state);
-                try
-                {
-                    Check(p, Native.tp_set_progress_callback(p, Trampoline, GCHandle.ToIntPtr(userdata)));
-                    PublisherException failure = null;
-                    try
-                    {
-                        int rc = Native.tp_finalize_and_publish(p);
-                        // Read the message now: the next call on the handle clears it.
-                        if (rc != 0) failure = Error(rc, Native.FromUtf8z(Native.tp_last_error(p)), state.Thrown);
-                    }
-                    finally
-                    {
-                        Native.tp_set_progress_callback(p, null, IntPtr.Zero);
-                    }
-                    if (failure != null) throw failure;
-                    return Result(p);
-                }
-                finally
-                {
-                    userdata.Free();
-                    GC.KeepAlive(progress);
-                }
-            }
-            finally
-            {
-                Leave();
-            }
+                int rc = Native.tp_finalize_and_publish(p);
+                if (rc == 0) json = Result(p);
+                return rc;
+            });
+            return json;
         }
 
         /// <summary>Frees the handle (tp_free). Safe to call twice; later calls throw ObjectDisposedException.</summary>
@@ -385,14 +434,57 @@ namespace TableauPublisher
             handle.Dispose();
         }
 
+        // Runs call(p) with the callbacks registered (the state kept alive through a GCHandle for
+        // the whole call), then unregisters them; throws for a non-zero status.
+        private void WithCallbacks(Func<Progress, bool> progress, Action<LogLevel, string> log, Func<IntPtr, int> call)
+        {
+            IntPtr p = Enter();
+            try
+            {
+                var state = new CallbackState(progress, log);
+                GCHandle userdata = GCHandle.Alloc(state);
+                try
+                {
+                    PublisherException failure = null;
+                    try
+                    {
+                        IntPtr data = GCHandle.ToIntPtr(userdata);
+                        if (progress != null) Check(p, Native.tp_set_progress_callback(p, Trampoline, data));
+                        if (log != null) Check(p, Native.tp_set_log_callback(p, LogTrampoline, data));
+                        int rc = call(p);
+                        // Read the message now: the next call on the handle clears it.
+                        if (rc != 0) failure = Error(rc, Native.FromUtf8z(Native.tp_last_error(p)), state.Thrown);
+                    }
+                    finally
+                    {
+                        if (progress != null) Native.tp_set_progress_callback(p, null, IntPtr.Zero);
+                        if (log != null) Native.tp_set_log_callback(p, null, IntPtr.Zero);
+                    }
+                    if (failure != null) throw failure;
+                }
+                finally
+                {
+                    userdata.Free();
+                    GC.KeepAlive(progress);
+                    GC.KeepAlive(log);
+                }
+            }
+            finally
+            {
+                Leave();
+            }
+        }
+
         private sealed class CallbackState
         {
             public readonly Func<Progress, bool> Callback;
+            public readonly Action<LogLevel, string> Log;
             public Exception Thrown;
 
-            public CallbackState(Func<Progress, bool> callback)
+            public CallbackState(Func<Progress, bool> callback, Action<LogLevel, string> log)
             {
                 Callback = callback;
+                Log = log;
             }
         }
 
@@ -410,6 +502,20 @@ namespace TableauPublisher
             {
                 if (state != null && state.Thrown == null) state.Thrown = e;
                 return 1;
+            }
+        }
+
+        // Called by the library on the thread inside the call, with a line valid only now.
+        private static void OnLog(IntPtr userdata, int level, IntPtr message)
+        {
+            try
+            {
+                var state = (CallbackState)GCHandle.FromIntPtr(userdata).Target;
+                state.Log((LogLevel)level, Native.FromUtf8z(message) ?? "");
+            }
+            catch (Exception)
+            {
+                // swallowed: a log line never stops a publish, and nothing may escape into the library
             }
         }
 

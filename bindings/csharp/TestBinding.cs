@@ -67,6 +67,9 @@ internal static class TestBinding
                 Test("cancel_then_publish_again", CancelThenPublishAgain),
                 Test("throwing_delegate_cancels", ThrowingDelegateCancels),
                 Test("reentrant_call_refused", ReentrantCallRefused),
+                Test("log_lines_without_secrets", LogLinesWithoutSecrets),
+                Test("cancel_from_another_thread_mid_upload", CancelFromAnotherThreadMidUpload),
+                Test("cancel_before_the_call_is_used_up", CancelBeforeTheCallIsUsedUp),
                 Test("leaked_publisher_is_freed", LeakedPublisherIsFreed),
                 Test("versions", Versions),
             };
@@ -349,6 +352,113 @@ internal static class TestBinding
             Equal(sampleSha, r["sha256"], "publish during which the Publisher was disposed");
             Throws<ObjectDisposedException>(() => p.Publish());
         }
+    }
+
+    private static void LogLinesWithoutSecrets()
+    {
+        var lines = new List<KeyValuePair<LogLevel, string>>();
+        Action<LogLevel, string> collect = (level, line) => lines.Add(new KeyValuePair<LogLevel, string>(level, line));
+        string result;
+        using (var p = new Publisher(Config("cs-log", "overwrite", null)))
+        {
+            p.Preflight(collect);
+            True(lines.Exists(l => l.Key == LogLevel.Info && l.Value.Contains("preflight passed")), "the preflight's line");
+            p.Feed(sample);
+            // The session expires as the publish is sent: signed in again, and logged so.
+            Control("POST", "/_emulator/faults", "{\"method\":\"POST\",\"path_contains\":\"/datasources?\",\"action\":{\"kind\":\"expire_token\"}}");
+            try
+            {
+                result = p.Publish(null, collect);
+            }
+            finally
+            {
+                Control("DELETE", "/_emulator/faults", "");
+            }
+        }
+        var r = (Dictionary<string, object>)Json.Parse(result);
+        Equal(2.0, r["sign_ins"], "signed in again after the expiry");
+        True(lines.Exists(l => l.Key == LogLevel.Warn && l.Value.Contains("during Publish Data Source; signing in again")),
+            "the re-authentication is logged with its reason: " + string.Join(" | ", lines.ConvertAll(l => l.Value).ToArray()));
+        True(lines.Exists(l => l.Key == LogLevel.Info && l.Value.Contains("published data source \"cs-log\"")), "the publish is logged");
+        True(!lines.Exists(l => l.Value.Contains("ci-secret")), "no line holds the secret");
+        // A logger that throws changes nothing; a failure ends with an Error line.
+        var seen = new List<KeyValuePair<LogLevel, string>>();
+        using (var p = new Publisher(Config("cs-log", "create_new", null)))
+        {
+            p.Feed(sample);
+            var e = Throws<PublisherException>(() => p.Publish(null, (level, line) =>
+            {
+                seen.Add(new KeyValuePair<LogLevel, string>(level, line));
+                throw new ApplicationException("a broken logger");
+            }));
+            Equal(Status.Conflict, e.Status, "status of the clash");
+            True(e.InnerException == null, "a throwing logger is no inner exception");
+            var last = seen[seen.Count - 1];
+            Equal(LogLevel.Error, last.Key, "the last line is the error");
+            Equal(e.Message, last.Value, "the error line is the message");
+            True(last.Value.Contains("tabpub resume "), "with the resume command: " + last.Value);
+        }
+    }
+
+    private static void CancelFromAnotherThreadMidUpload()
+    {
+        using (var p = new Publisher(Config("cs-cancel-thread", "overwrite", null)))
+        {
+            p.Feed(sample);
+            // The emulator reads the upload at 16 KiB/s: 8 s for the sample, unless cancelled.
+            Control("POST", "/_emulator/faults", "{\"method\":\"POST\",\"path_contains\":\"/datasources?\",\"action\":{\"kind\":\"slow_body\",\"bytes_per_sec\":16384}}");
+            var uploading = new System.Threading.ManualResetEvent(false);
+            long cancelledAt = 0;
+            var button = new System.Threading.Thread(() =>
+            {
+                uploading.WaitOne(60000);
+                System.Threading.Thread.Sleep(300);
+                System.Threading.Interlocked.Exchange(ref cancelledAt, Stopwatch.GetTimestamp());
+                p.Cancel();
+            });
+            button.Start();
+            var lines = new List<string>();
+            PublisherException e;
+            long returnedAt;
+            try
+            {
+                e = Throws<PublisherException>(() => p.Publish(pr =>
+                {
+                    if (pr.Phase == Phase.Uploading) uploading.Set();
+                    return true;
+                }, (level, line) => lines.Add(level + ": " + line)));
+                returnedAt = Stopwatch.GetTimestamp();
+            }
+            finally
+            {
+                uploading.Set();
+                button.Join();
+                Control("DELETE", "/_emulator/faults", "");
+            }
+            double ms = (returnedAt - System.Threading.Interlocked.Read(ref cancelledAt)) * 1000.0 / Stopwatch.Frequency;
+            Equal(Status.Cancelled, e.Status, "status after Cancel() from another thread");
+            True(ms < 1000.0, "returned within a second of Cancel(): " + ms + " ms");
+            True(e.Message.Contains("tabpub resume "), "the data is kept, with the resume command: " + e.Message);
+            True(lines.Exists(l => l.StartsWith("Warn: cancelled by the host while uploading")), "the cancel is logged");
+            var r = (Dictionary<string, object>)Json.Parse(p.Publish());
+            Equal(sampleSha, r["sha256"], "publish after the cancel");
+        }
+        Equal(sampleSha, StoredSha("cs-cancel-thread"), "sha256 the emulator holds");
+    }
+
+    private static void CancelBeforeTheCallIsUsedUp()
+    {
+        var p = new Publisher(Config("cs-cancel-early", "overwrite", null));
+        p.Feed(sample);
+        p.Cancel();
+        Equal(Status.Cancelled, Throws<PublisherException>(() => p.Preflight()).Status, "a cancel before the preflight stops it");
+        p.Preflight(); // used up
+        p.Cancel();
+        Equal(Status.Cancelled, Throws<PublisherException>(() => p.Publish()).Status, "a cancel before the publish stops it");
+        var r = (Dictionary<string, object>)Json.Parse(p.Publish());
+        Equal(sampleSha, r["sha256"], "the publish after the cancelled one");
+        p.Dispose();
+        p.Cancel(); // disposed: nothing to cancel, no exception
     }
 
     private static void LeakedPublisherIsFreed()

@@ -6,6 +6,8 @@ import os
 import subprocess
 import sys
 import tempfile
+import threading
+import time
 import unittest
 import json
 import urllib.request
@@ -47,6 +49,19 @@ class BindingTest(unittest.TestCase):
     def stored(self):
         with urllib.request.urlopen(self.url + "/_emulator/datasources") as r:
             return json.loads(r.read())
+
+    def control(self, method, path, body=None):
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(self.url + path, data=data, method=method,
+                                     headers={"Content-Type": "application/json"})
+        with urllib.request.urlopen(req) as r:
+            return r.read()
+
+    def fault(self, method, path_contains, action):
+        """Injects a fault on the next matching request; removed when the test ends."""
+        self.control("POST", "/_emulator/faults",
+                     {"method": method, "path_contains": path_contains, "action": action})
+        self.addCleanup(self.control, "DELETE", "/_emulator/faults")
 
     def test_publish_in_chunks(self):
         data = SAMPLE_BYTES
@@ -127,6 +142,84 @@ class BindingTest(unittest.TestCase):
                 raise RuntimeError("host says stop")
             with self.assertRaises(tp.PublisherError) as e:
                 p.publish(progress=stop)
+            self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
+            self.assertEqual(p.publish()["bytes"], len(SAMPLE_BYTES))
+
+    def test_log_lines_say_what_happened_without_secrets(self):
+        lines = []
+        with tp.Publisher(self.config(datasource_name="py-log")) as p:
+            p.preflight(log=lambda level, message: lines.append((level, message)))
+            self.assertTrue(any(l == "info" and "preflight passed" in m for l, m in lines), lines)
+            p.feed(SAMPLE_BYTES)
+            # The session expires as the publish is sent: signed in again, and logged so.
+            self.fault("POST", "/datasources?", {"kind": "expire_token"})
+            result = p.publish(log=lambda level, message: lines.append((level, message)))
+        self.assertEqual(result["sign_ins"], 2)
+        for level, message in lines:
+            self.assertIn(level, ("error", "warn", "info"))
+            self.assertIsInstance(message, str)
+            self.assertNotIn("ci-secret", message)
+        self.assertTrue(any(l == "warn" and "during Publish Data Source; signing in again" in m
+                            for l, m in lines), lines)
+        self.assertTrue(any(l == "info" and 'published data source "py-log"' in m for l, m in lines), lines)
+        # A logger that raises changes nothing; the failure is logged as an error line.
+        errors = []
+
+        def broken(level, message):
+            errors.append((level, message))
+            raise RuntimeError("a broken logger")
+        with tp.Publisher(self.config(datasource_name="py-log", mode="create_new")) as p:
+            p.feed(SAMPLE_BYTES)
+            with self.assertRaises(tp.PublisherError) as e:
+                p.publish(log=broken)
+        self.assertEqual(e.exception.name, "TP_ERR_CONFLICT")
+        self.assertEqual(errors[-1][0], "error")
+        self.assertIn("tabpub resume ", errors[-1][1])
+        self.assertIn(errors[-1][1], str(e.exception))
+
+    def test_cancel_from_another_thread_mid_upload(self):
+        with tp.Publisher(self.config(datasource_name="py-cancel-thread")) as p:
+            p.feed(SAMPLE_BYTES)
+            # The emulator reads the upload at 16 KiB/s: 8 s for the sample, unless cancelled.
+            self.fault("POST", "/datasources?", {"kind": "slow_body", "bytes_per_sec": 16 * 1024})
+            uploading = threading.Event()
+            cancelled_at = []
+
+            def press_cancel():
+                uploading.wait(60)
+                time.sleep(0.3)
+                cancelled_at.append(time.monotonic())
+                p.cancel()
+            button = threading.Thread(target=press_cancel)
+            button.start()
+            lines = []
+            try:
+                with self.assertRaises(tp.PublisherError) as e:
+                    p.publish(progress=lambda phase, sent, total: uploading.set() if phase == "uploading" else None,
+                              log=lambda level, message: lines.append((level, message)))
+                returned = time.monotonic()
+            finally:
+                uploading.set()
+                button.join()
+            self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
+            self.assertLess(returned - cancelled_at[0], 1.0)
+            self.assertIn("tabpub resume ", str(e.exception))
+            self.assertTrue(any(l == "warn" and "cancelled by the host while uploading" in m for l, m in lines), lines)
+            # The data was kept: publishing again works.
+            self.assertEqual(p.publish()["sha256"], hashlib.sha256(SAMPLE_BYTES).hexdigest())
+        p.cancel()  # closed: a no-op
+
+    def test_cancel_before_the_call_is_used_up_by_it(self):
+        with tp.Publisher(self.config(datasource_name="py-cancel-early")) as p:
+            p.feed(SAMPLE_BYTES)
+            p.cancel()
+            with self.assertRaises(tp.PublisherError) as e:
+                p.preflight()
+            self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
+            p.preflight()
+            p.cancel()
+            with self.assertRaises(tp.PublisherError) as e:
+                p.publish()
             self.assertEqual(e.exception.name, "TP_ERR_CANCELLED")
             self.assertEqual(p.publish()["bytes"], len(SAMPLE_BYTES))
 

@@ -13,6 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
+use tableau_publisher::log::{LogFn, LogLevel};
 use tableau_publisher::progress::{Phase, Progress, ProgressFn};
 use tableau_publisher::{Error, ErrorKind, Publisher};
 
@@ -38,7 +39,8 @@ enum Command {
         /// standard input through the spool.
         #[arg(long, default_value = "-")]
         input: String,
-        /// Print progress (phase, MiB sent) to standard error.
+        /// Print progress (phase, MiB sent) and log lines (retries and their reasons,
+        /// re-authentications, upload restarts, sign-in, publish) to standard error.
         #[arg(long)]
         progress: bool,
     },
@@ -166,10 +168,21 @@ fn progress_printer() -> ProgressFn {
     })
 }
 
+/// Log lines on standard error, e.g. `tabpub: warn: …`. The final error is left out: `fail`
+/// prints it once, however the publish ends.
+fn log_printer() -> LogFn {
+    Box::new(|level: LogLevel, message: &str| {
+        if level != LogLevel::Error {
+            eprintln!("tabpub: {}: {message}", level.name());
+        }
+    })
+}
+
 fn publish(config: &Path, input: &str, progress: bool) -> Result<String, Error> {
     let mut publisher = Publisher::new(&read_config(config)?)?;
     if progress {
         publisher.set_progress(Some(progress_printer()));
+        publisher.set_log(Some(log_printer()));
     }
     // A regular file is published in place; a pipe or stdin is streamed through the spool.
     let path = Path::new(input);

@@ -23,6 +23,7 @@ use super::xml_attr;
 use crate::api_version::ApiVersion;
 use crate::config::Auth;
 use crate::error::{Error, ErrorKind, Result};
+use crate::log::{self, LogLevel};
 use crate::progress::Reporter;
 
 /// The newest REST API version this client was written against.
@@ -165,12 +166,39 @@ impl Api {
 
     fn check_cancelled(&self, kind: Kind) -> Result<()> {
         if kind != Kind::Cleanup && self.reporter.is_cancelled() {
-            return Err(Error::new(
-                ErrorKind::Cancelled,
-                "the publish was cancelled by the host (its progress callback returned non-zero)",
-            ));
+            return Err(self.reporter.cancel_error());
         }
         Ok(())
+    }
+
+    /// One line for the host's log. Never given a secret: only names, counts and the texts of
+    /// errors, which hold none.
+    fn log(&self, level: LogLevel, message: &str) {
+        self.reporter.log(level, message);
+    }
+
+    /// E.g. `signed in to site "qa" of https://tableau.example.com as personal access token
+    /// "ci" (REST API 3.25)`.
+    fn signed_in(&self, what: &str) -> String {
+        let site = if self.site.is_empty() {
+            "the Default site".to_owned()
+        } else {
+            format!("site \"{}\"", self.site)
+        };
+        let who = match &self.auth {
+            Auth::Pat { token_name, .. } => format!("personal access token \"{token_name}\""),
+            Auth::Password { username, .. } => format!("user \"{username}\""),
+            Auth::ConnectedApp {
+                client_id,
+                username,
+                ..
+            } => format!("user \"{username}\" through connected app \"{client_id}\""),
+        };
+        format!(
+            "{what} to {site} of {} as {who} (REST API {})",
+            self.http.base(),
+            self.version
+        )
     }
 
     /// The REST API version in use.
@@ -258,11 +286,30 @@ impl Api {
                     // A fresh token that dies at once while other clients use it: the server
                     // ends a session used from two connections. Take turns instead of sharing.
                     if !self.shared.queued() && self.shared.users() > 1 {
+                        self.log(
+                            LogLevel::Warn,
+                            &format!(
+                                "{} during {what} again, right after signing in, while other publishes with the same credentials use it: this server ends a session used from two connections at once, so from now on they take turns",
+                                session_ended(&err)
+                            ),
+                        );
                         self.shared.queue();
                         reauthenticated = false;
                         continue;
                     }
                     return Err(self.session_keeps_dying(err));
+                }
+                let used = self.reauthentications.get();
+                if used < self.max_reauthentications {
+                    self.log(
+                        LogLevel::Warn,
+                        &format!(
+                            "{} during {what}; signing in again (re-authentication {} of at most {})",
+                            session_ended(&err),
+                            used + 1,
+                            self.max_reauthentications
+                        ),
+                    );
                 }
                 let stale = token.as_ref().map(|t| t.generation);
                 self.reauthenticate(&err, stale).await?;
@@ -285,6 +332,15 @@ impl Api {
             }
             attempts += 1;
             self.bump(|c| c.retries += 1);
+            self.log(
+                LogLevel::Warn,
+                &format!(
+                    "{what}: {}; retrying in {} (attempt {attempts} of {})",
+                    retry_reason(&err, decision),
+                    log::delay(wait),
+                    self.policy.max_attempts
+                ),
+            );
             tokio::time::sleep(wait).await;
         }
     }
@@ -349,7 +405,15 @@ impl Api {
     /// signs in: the token before belongs to the connection of the client whose turn it was.
     async fn take_turn(&self, what: &str) -> Result<()> {
         use futures_util::future::{select, Either};
-        let deadline = Instant::now() + self.session_wait;
+        let started = Instant::now();
+        let deadline = started + self.session_wait;
+        self.log(
+            LogLevel::Info,
+            &format!(
+                "{what}: waiting for the other publishes using the same credentials to finish with the session (this server ends a session used from two connections at once, so they take turns; at most {}, \"session_wait_secs\")",
+                log::delay(self.session_wait)
+            ),
+        );
         let mut waiting = std::pin::pin!(self.shared.take_turn());
         let turn = loop {
             // Told again every second, so the host can cancel while it waits.
@@ -372,6 +436,13 @@ impl Api {
             }
         };
         *self.turn.borrow_mut() = Some(turn);
+        self.log(
+            LogLevel::Info,
+            &format!(
+                "got the turn at the session after waiting {}; signing in with a session of its own",
+                log::delay(started.elapsed())
+            ),
+        );
         self.check_cancelled(Kind::Idempotent)?;
         self.reporter.phase(crate::progress::Phase::SigningIn);
         Box::pin(self.renew(None)).await
@@ -393,7 +464,16 @@ impl Api {
             .filter(|t| t.age() >= max)
             .map(|t| t.generation);
         match stale {
-            Some(generation) => self.renew(Some(generation)).await,
+            Some(generation) => {
+                self.log(
+                    LogLevel::Info,
+                    &format!(
+                        "the session is older than \"session_max_age_secs\" ({}); signing in again",
+                        log::delay(max)
+                    ),
+                );
+                self.renew(Some(generation)).await
+            }
             None => Ok(()),
         }
     }
@@ -408,6 +488,7 @@ impl Api {
             let token = self.shared.private(self.sign_in_request().await?);
             self.bump(|c| c.sign_ins += 1);
             *self.token.borrow_mut() = Some(token);
+            self.log(LogLevel::Info, &self.signed_in("signed in"));
             return Ok(());
         }
         match self.shared.renew(stale, self.sign_in_request()).await? {
@@ -416,6 +497,14 @@ impl Api {
                     self.bump(|c| c.sign_ins += 1);
                 }
                 *self.token.borrow_mut() = Some(token);
+                self.log(
+                    LogLevel::Info,
+                    &self.signed_in(if signed_in {
+                        "signed in"
+                    } else {
+                        "joined the session another publish with the same credentials signed in"
+                    }),
+                );
                 Ok(())
             }
             // The clients began taking turns meanwhile.
@@ -557,7 +646,20 @@ impl Api {
         let req = |_: Option<&str>| Ok(self.with_token(Method::POST, &path, Some(&token.value)));
         match self.call("Sign Out", Kind::Cleanup, false, &req).await {
             Err(e) if e.is_session_ended() => Ok(()),
-            other => other.map(|_| ()),
+            Err(e) => {
+                self.log(
+                    LogLevel::Warn,
+                    &format!(
+                        "could not sign out ({}); the session ends when it expires",
+                        e.message()
+                    ),
+                );
+                Err(e)
+            }
+            Ok(_) => {
+                self.log(LogLevel::Info, "signed out");
+                Ok(())
+            }
         }
     }
 
@@ -771,6 +873,42 @@ fn session_key(server: &str, site: &str, auth: &Auth) -> Result<String> {
     };
     let fingerprint = crate::hex::hex(&Sha256::digest(secret.expose().as_bytes()));
     Ok(format!("{server}\n{site}\n{who}\n{fingerprint}"))
+}
+
+/// Why a session token stopped working, for a log line.
+fn session_ended(e: &Error) -> String {
+    match e.tableau_code() {
+        Some(code) => format!("the session expired or was ended (Tableau error {code})"),
+        None => "the server refused the session token (HTTP 401)".to_owned(),
+    }
+}
+
+/// Why a call is retried, for a log line: the HTTP status and Tableau's code, the wait the
+/// server asked for, or the connection failure (whose message holds no secret).
+fn retry_reason(e: &Error, decision: Retry) -> String {
+    match e.http_status() {
+        Some(429) => match decision {
+            Retry::Wait(d) => format!(
+                "Tableau is throttling requests (HTTP 429) and asks to wait {}",
+                log::delay(d)
+            ),
+            _ => "Tableau is throttling requests (HTTP 429)".to_owned(),
+        },
+        Some(status) => {
+            let reason = reqwest::StatusCode::from_u16(status)
+                .ok()
+                .and_then(|s| s.canonical_reason())
+                .unwrap_or("error");
+            match e.tableau_code() {
+                Some(code) => format!("HTTP {status} {reason}, Tableau error {code}"),
+                None => format!("HTTP {status} {reason}"),
+            }
+        }
+        None => match e.kind() {
+            ErrorKind::Timeout => format!("timed out ({})", e.message()),
+            _ => format!("the connection failed ({})", e.message()),
+        },
+    }
 }
 
 fn gave_up(e: Error, attempts: u32, started: Instant) -> Error {

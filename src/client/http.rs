@@ -96,6 +96,11 @@ impl Http {
         })
     }
 
+    /// The server's address, e.g. `https://tableau.example.com`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
     /// HTTP requests sent so far.
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)

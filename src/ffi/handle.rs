@@ -8,6 +8,7 @@
 use std::ffi::{c_char, CString};
 use std::sync::{Mutex, MutexGuard, TryLockError};
 
+use crate::cancel::Canceller;
 use crate::publisher::Publisher;
 
 /// What `tp_last_error` says, and why a call gets `TP_ERR_STATE`, while the handle is in use.
@@ -15,10 +16,13 @@ const BUSY: &std::ffi::CStr = c"the handle is in use by a call that has not retu
 
 /// An opaque publisher handle: one configuration, one spool, one publish.
 /// Create with `tp_init`, release with `tp_free`. Use it from one thread at a time; a call
-/// made while another call on the same handle is running is refused with `TP_ERR_STATE`.
+/// made while another call on the same handle is running is refused with `TP_ERR_STATE`
+/// (except `tp_cancel`, which may be called from any thread at any time).
 #[allow(non_camel_case_types)]
 pub struct tp_publisher {
     state: Mutex<Handle>,
+    /// Outside the lock: `tp_cancel` reaches it while a call holds the lock.
+    cancel: Canceller,
 }
 
 /// The handle's state, reachable only through its lock.
@@ -41,6 +45,7 @@ pub(crate) enum Access<'a> {
 impl tp_publisher {
     pub(crate) fn new(inner: Publisher) -> Box<tp_publisher> {
         Box::new(tp_publisher {
+            cancel: inner.canceller(),
             state: Mutex::new(Handle {
                 inner,
                 last_error: CString::default(),
@@ -63,6 +68,15 @@ impl tp_publisher {
             Err(TryLockError::WouldBlock) => Access::Busy,
             Err(TryLockError::Poisoned(e)) => Access::Poisoned(e.into_inner()),
         }
+    }
+
+    /// The canceller of the handle behind a pointer from C, without its lock; never blocks.
+    ///
+    /// # Safety
+    /// `p` is NULL or a pointer returned by `tp_init` and not yet freed.
+    pub(crate) unsafe fn canceller<'a>(p: *const tp_publisher) -> Option<&'a Canceller> {
+        // SAFETY: NULL or live per the caller's contract; only the canceller is reached.
+        unsafe { p.as_ref() }.map(|h| &h.cancel)
     }
 
     /// The message for a busy handle, as a C string.

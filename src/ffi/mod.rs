@@ -13,7 +13,7 @@ use std::ffi::{c_char, CStr};
 use std::ptr;
 
 use boundary::ffi_boundary;
-pub use callbacks::{tp_phase, tp_progress, tp_progress_callback};
+pub use callbacks::{tp_log_callback, tp_log_level, tp_phase, tp_progress, tp_progress_callback};
 pub use handle::tp_publisher;
 use handle::{Access, Handle};
 use last_error::{init_error, set_init_error, to_cstring};
@@ -196,7 +196,7 @@ pub unsafe extern "C" fn tp_feed_file(p: *mut tp_publisher, path: *const c_char)
 /// Sets the progress callback of handle `p` (see `tp_progress_callback`), or clears it when
 /// `callback` is NULL. `userdata` is passed back unchanged and must stay valid while the
 /// callback is set. Can be called at any time between other calls on the handle (not from
-/// inside the callback).
+/// inside a callback).
 #[no_mangle]
 pub unsafe extern "C" fn tp_set_progress_callback(
     p: *mut tp_publisher,
@@ -211,6 +211,60 @@ pub unsafe extern "C" fn tp_set_progress_callback(
             tp_status::TP_OK
         })
     }
+}
+
+/// Sets the log callback of handle `p` (see `tp_log_callback`), or clears it when `callback`
+/// is NULL. `userdata` is passed back unchanged and must stay valid while the callback is set.
+/// While set, `tp_finalize_and_publish` and `tp_preflight` tell it, on their thread, what a
+/// user should see: each re-authentication and why, each retry and wait with its reason and
+/// delay (HTTP 429 and the wait Tableau asked for, 5xx and gateway errors, connection resets,
+/// timeouts), upload restarts, waiting for a turn at a shared session, the sign-in and the
+/// publish (`TP_LOG_INFO`), and on failure the message `tp_last_error` will give
+/// (`TP_LOG_ERROR`), with the kept spool and the `tabpub resume` command. Never a secret. Can
+/// be called at any time between other calls on the handle (not from inside a callback).
+#[no_mangle]
+pub unsafe extern "C" fn tp_set_log_callback(
+    p: *mut tp_publisher,
+    callback: tp_log_callback,
+    userdata: *mut std::ffi::c_void,
+) -> tp_status {
+    // SAFETY: the export's contract is with_handle's.
+    unsafe {
+        with_handle(p, "tp_set_log_callback", |h| {
+            h.inner
+                .set_log(callback.map(|cb| callbacks::adapt_log(cb, userdata)));
+            tp_status::TP_OK
+        })
+    }
+}
+
+/// Cancels the `tp_finalize_and_publish` or `tp_preflight` running on handle `p`; for a host's
+/// Cancel button. Safe from any thread (also from inside the callbacks), at any time while the
+/// handle is alive; never blocks and never calls a callback. The running call stops within about a
+/// second, wherever it is (sending or awaiting a request, sleeping before a retry, polling the
+/// publish job, waiting for a turn at a shared session), signs out, keeps the spool with its
+/// manifest as any failed publish does (paths and the `tabpub resume` command in `tp_last_error`),
+/// and returns `TP_ERR_CANCELLED`; finalize may then be called again (a cancel that came after the
+/// commit was sent may have left it applied on the server: the next finalize checks for that first
+/// instead of publishing twice). A cancel made while no such call runs is kept for the next one on
+/// the handle, which returns `TP_ERR_CANCELLED` at once without any network request: a Cancel
+/// pressed just before the publish starts is never lost. The request is used up by the call it
+/// stops, so the call after that runs normally. Returns `TP_OK`, or `TP_ERR_INVALID_ARGUMENT` when
+/// `p` is NULL. Like every use of the handle, it must not be called after, or at the same time as,
+/// `tp_free(p)`.
+#[no_mangle]
+pub unsafe extern "C" fn tp_cancel(p: *mut tp_publisher) -> tp_status {
+    ffi_boundary!(tp_status::TP_ERR_INTERNAL, {
+        // SAFETY: NULL or a live handle per the contract; only its canceller is touched, not
+        // the state a running call holds.
+        match unsafe { tp_publisher::canceller(p) } {
+            None => null_handle("tp_cancel"),
+            Some(cancel) => {
+                cancel.cancel();
+                tp_status::TP_OK
+            }
+        }
+    })
 }
 
 /// Checks now, before any data is ready, everything a publish will need except the data:

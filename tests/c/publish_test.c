@@ -79,6 +79,47 @@ static int32_t on_progress_reenter(void *userdata, const tp_progress *progress) 
     return 0;
 }
 
+/* What the log callback saw. */
+struct log_lines {
+    tp_publisher *p;    /* when set, the first line tries a call on it from inside the callback */
+    tp_status reentry;  /* what that call got */
+    int lines[4];       /* by tp_log_level */
+    int secret;         /* a line held the PAT secret */
+    int signed_in, published, preflight;
+    int error_clash, error_resume;
+};
+
+static void on_log(void *userdata, tp_log_level level, const char *message) {
+    struct log_lines *log = (struct log_lines *)userdata;
+    if (log->p) {
+        log->reentry = tp_feed_chunk(log->p, (const uint8_t *)"x", 1);
+        log->p = NULL;
+    }
+    if ((int)level >= 1 && (int)level <= 3) log->lines[(int)level]++;
+    if (strstr(message, "ci-secret")) log->secret = 1;
+    if (level == TP_LOG_INFO && strstr(message, "signed in to the Default site")) log->signed_in++;
+    if (level == TP_LOG_INFO && strstr(message, "published data source \"From C\"")) log->published++;
+    if (level == TP_LOG_INFO && strstr(message, "preflight passed")) log->preflight++;
+    if (level == TP_LOG_ERROR && strstr(message, "already exists")) log->error_clash++;
+    if (level == TP_LOG_ERROR && strstr(message, "tabpub resume ")) log->error_resume++;
+}
+
+/* A progress callback that cancels with tp_cancel (allowed from inside a callback). */
+struct cancel_inside {
+    tp_publisher *p;
+    int called;
+    tp_status cancel;
+};
+
+static int32_t on_progress_cancel(void *userdata, const tp_progress *progress) {
+    struct cancel_inside *c = (struct cancel_inside *)userdata;
+    if (progress->phase == TP_PHASE_UPLOADING && !c->called) {
+        c->called = 1;
+        c->cancel = tp_cancel(c->p);
+    }
+    return 0;
+}
+
 static int feed_file(tp_publisher *p, const char *path, size_t piece) {
     FILE *f = fopen(path, "rb");
     if (!f) return -1;
@@ -121,6 +162,8 @@ int main(int argc, char **argv) {
     /* NULL handle paths. */
     CHECK(tp_feed_chunk(NULL, (const uint8_t *)"x", 1) == TP_ERR_INVALID_ARGUMENT, "feed NULL handle");
     CHECK(tp_finalize_and_publish(NULL) == TP_ERR_INVALID_ARGUMENT, "finalize NULL handle");
+    CHECK(tp_cancel(NULL) == TP_ERR_INVALID_ARGUMENT, "cancel NULL handle");
+    CHECK(tp_set_log_callback(NULL, on_log, NULL) == TP_ERR_INVALID_ARGUMENT, "log callback on NULL handle");
     CHECK(tp_result_json(NULL) == NULL, "result of NULL handle");
     tp_free(NULL);
 
@@ -138,6 +181,11 @@ int main(int argc, char **argv) {
     struct progress_log log = {0, 0, 0, 0, 0};
     CHECK(tp_set_progress_callback(NULL, on_progress, &log) == TP_ERR_INVALID_ARGUMENT, "callback on NULL handle");
     CHECK(tp_set_progress_callback(p, on_progress, &log) == TP_OK, "set progress callback");
+    struct log_lines lines;
+    memset(&lines, 0, sizeof lines);
+    lines.p = p;
+    lines.reentry = TP_OK;
+    CHECK(tp_set_log_callback(p, on_log, &lines) == TP_OK, "set log callback");
     tp_status rc = tp_finalize_and_publish(p);
     CHECK(rc == TP_OK, "finalize");
     if (rc != TP_OK) fprintf(stderr, "  error: %s\n", tp_last_error(p));
@@ -150,6 +198,12 @@ int main(int argc, char **argv) {
               (log.phases_seen & (1 << TP_PHASE_SIGNING_OUT)),
           "progress saw sign-in, upload and sign-out");
     CHECK(log.total > 0 && log.last_sent == log.total, "progress counted every byte");
+    CHECK(lines.reentry == TP_ERR_STATE, "a call on the handle from inside the log callback is TP_ERR_STATE");
+    CHECK(lines.signed_in == 1, "the log says it signed in");
+    CHECK(lines.published == 1, "the log says it published");
+    CHECK(lines.lines[TP_LOG_ERROR] == 0, "no error line for a publish that worked");
+    CHECK(lines.secret == 0, "no log line holds the secret");
+    CHECK(tp_cancel(p) == TP_OK, "tp_cancel when nothing runs is harmless");
     CHECK(tp_feed_chunk(p, (const uint8_t *)"x", 1) == TP_ERR_STATE, "feed after finalize");
     CHECK(tp_finalize_and_publish(p) == TP_ERR_STATE, "finalize twice");
     CHECK(strstr(tp_last_error(p), "already published") != NULL, "state message");
@@ -190,6 +244,29 @@ int main(int argc, char **argv) {
     tp_free(p);
     p = NULL;
 
+    /* tp_cancel: made before the call, it stops the next call at once (never lost) and is used
+       up by it; made from inside a callback, it stops the call it is in. */
+    make_named_config(url, spool, "From K", "");
+    CHECK(tp_init(config, &p) == TP_OK, "init for tp_cancel");
+    CHECK(feed_file(p, input, 4096) == 0, "feed for tp_cancel");
+    memset(&lines, 0, sizeof lines);
+    CHECK(tp_set_log_callback(p, on_log, &lines) == TP_OK, "log callback for tp_cancel");
+    CHECK(tp_cancel(p) == TP_OK, "tp_cancel before the call");
+    CHECK(tp_finalize_and_publish(p) == TP_ERR_CANCELLED, "a cancel made before the call stops it");
+    CHECK(strstr(tp_last_error(p), "cancelled by the host") != NULL, "cancel-before message");
+    CHECK(strstr(tp_last_error(p), "tabpub resume ") != NULL, "the kept spool's resume command");
+    CHECK(lines.error_resume == 1, "the error line has the resume command");
+    CHECK(lines.signed_in == 0, "a cancel made before the call signs nothing in");
+    struct cancel_inside inside = {p, 0, TP_ERR_INTERNAL};
+    CHECK(tp_set_progress_callback(p, on_progress_cancel, &inside) == TP_OK, "callback that calls tp_cancel");
+    CHECK(tp_finalize_and_publish(p) == TP_ERR_CANCELLED, "tp_cancel from inside the callback stops the call");
+    CHECK(inside.called && inside.cancel == TP_OK, "tp_cancel works inside the callback");
+    CHECK(tp_set_progress_callback(p, NULL, NULL) == TP_OK, "clear the cancelling callback");
+    CHECK(tp_set_log_callback(p, NULL, NULL) == TP_OK, "clear the log callback");
+    CHECK(tp_finalize_and_publish(p) == TP_OK, "the cancel was used up: the next call publishes");
+    tp_free(p);
+    p = NULL;
+
     /* Calls on the handle from inside its own callback are refused, not run on top of the
        publish that is using it; the publish itself completes. */
     make_named_config(url, spool, "From R", "");
@@ -211,7 +288,13 @@ int main(int argc, char **argv) {
     make_config(url, spool, "");
     CHECK(tp_init(config, &p) == TP_OK, "init again");
     CHECK(feed_file(p, input, 65536) == 0, "feed again");
+    memset(&lines, 0, sizeof lines);
+    CHECK(tp_set_log_callback(p, on_log, &lines) == TP_OK, "log callback for the clash");
+    CHECK(tp_preflight(p) == TP_ERR_CONFLICT, "preflight finds the clash");
     CHECK(tp_finalize_and_publish(p) == TP_ERR_CONFLICT, "name clash is TP_ERR_CONFLICT");
+    CHECK(lines.error_clash == 2, "an error line for the preflight and for the publish");
+    CHECK(lines.error_resume == 1, "the publish's error line has the resume command");
+    CHECK(lines.signed_in == 2 && lines.secret == 0, "sign-ins logged, no secret");
     CHECK(strstr(tp_last_error(p), "already exists") != NULL, "clash message says what happened");
     CHECK(strstr(tp_last_error(p), "ci-secret") == NULL, "no secret in the message");
     CHECK(tp_result_json(p) == NULL, "no result after failure");

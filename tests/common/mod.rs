@@ -10,6 +10,7 @@ use tableau_publisher::{Error, PublishResult, Publisher};
 pub mod c;
 pub mod hostile;
 pub mod proxy;
+pub mod tap;
 
 pub const MIB: usize = 1024 * 1024;
 
