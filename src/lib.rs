@@ -19,10 +19,13 @@ pub mod fuzzing;
 mod hex;
 pub mod kept;
 mod manifest;
+mod native_path;
+mod private_dir;
 mod process;
 pub mod progress;
 mod publish;
 mod publisher;
+mod shell_word;
 mod sigpipe;
 mod spool;
 
