@@ -21,10 +21,13 @@ mod hex;
 pub mod kept;
 pub mod log;
 mod manifest;
+mod native_path;
+mod private_dir;
 mod process;
 pub mod progress;
 mod publish;
 mod publisher;
+mod shell_word;
 mod sigpipe;
 mod spool;
 

@@ -335,7 +335,10 @@ impl Journal {
 
 /// The one-line command that publishes a kept spool again.
 pub fn resume_command(manifest: &Path) -> String {
-    format!("tabpub resume {} --config CONFIG.json", manifest.display())
+    format!(
+        "tabpub resume {} --config CONFIG.json",
+        crate::shell_word::shell_word(manifest)
+    )
 }
 
 #[cfg(test)]

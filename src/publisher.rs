@@ -129,13 +129,14 @@ impl Publisher {
                 "an existing file can only be the whole input of a handle; this one already has data",
             ));
         }
+        let path = crate::native_path::native(path.to_path_buf());
         if !path.is_file() {
             return Err(Error::new(
                 ErrorKind::InvalidArgument,
                 format!("{} is not a regular file", path.display()),
             ));
         }
-        self.spool = Spool::external(path)?;
+        self.spool = Spool::external(&path)?;
         Ok(())
     }
 
@@ -251,7 +252,7 @@ impl Publisher {
                         sealed.len,
                         sha256,
                         kept.display(),
-                        kept.display()
+                        crate::shell_word::shell_word(&kept)
                     ),
                 };
                 Err(e.with_suffix(&suffix))

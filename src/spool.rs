@@ -18,6 +18,7 @@ use crate::background_hash::BackgroundHash;
 use crate::error::{Error, ErrorKind, Result};
 use crate::filetype::SNIFF_LEN;
 use crate::hex::hex;
+use crate::private_dir::PrivateDirError;
 
 /// Size of the write buffer between the host's chunks and the disk.
 const WRITE_BUFFER: usize = 1024 * 1024;
@@ -432,43 +433,26 @@ pub fn manifest_path(spool: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// `dir/tableau-publisher`, created if needed, readable only by the current user (0700).
+/// `dir/tableau-publisher`, created if needed, open only to the current user (see
+/// [`crate::private_dir`]).
 fn private_dir(dir: &Path) -> Result<PathBuf> {
     let private = dir.join(PRIVATE_DIR);
-    #[cfg_attr(not(unix), allow(unused_mut))] // only Unix sets a mode on it
-    let mut builder = std::fs::DirBuilder::new();
-    #[cfg(unix)]
-    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
-    match builder.create(&private) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && private.is_dir() => {
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::PermissionsExt;
-                let mode = std::fs::metadata(&private).map(|m| m.permissions().mode() & 0o777);
-                if mode.is_ok_and(|m| m != 0o700) {
-                    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))
-                        .map_err(|e| {
-                            Error::io(
-                                &format!(
-                                    "{} is readable by others and cannot be made private",
-                                    private.display()
-                                ),
-                                &e,
-                            )
-                        })?;
-                }
-            }
-        }
-        Err(e) => {
-            return Err(Error::io(
-                &format!("cannot create the spool directory {}", private.display()),
-                &e,
-            )
-            .with_suffix("; set \"spool_dir\" to a writable directory with enough space"))
-        }
+    match crate::private_dir::ensure(&private) {
+        Ok(()) => Ok(private),
+        Err(PrivateDirError::Restrict(e)) => Err(Error::io(
+            &format!(
+                "{} is open to other users and cannot be made private",
+                private.display()
+            ),
+            &e,
+        )
+        .with_suffix("; set \"spool_dir\" to a directory of your own")),
+        Err(PrivateDirError::Create(e)) => Err(Error::io(
+            &format!("cannot create the spool directory {}", private.display()),
+            &e,
+        )
+        .with_suffix("; set \"spool_dir\" to a writable directory with enough space")),
     }
-    Ok(private)
 }
 
 #[cfg(test)]

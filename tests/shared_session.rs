@@ -282,7 +282,7 @@ fn a_handle_waiting_for_its_turn_can_be_cancelled() {
         })
         .collect();
     let results: Vec<_> = threads.into_iter().map(|t| t.join().unwrap()).collect();
-    let kinds: Vec<_> = results.iter().map(|(r, _)| r.clone()).collect();
+    let kinds: Vec<_> = results.iter().map(|(r, _)| *r).collect();
     assert!(
         kinds.contains(&Ok(())),
         "the handle holding the turn published: {kinds:?}"

@@ -147,8 +147,9 @@ fn private_dir() -> Option<PathBuf> {
     }
     #[cfg(not(unix))]
     {
+        // Per user already (%TEMP% is under the profile), and given an owner-only DACL.
         let dir = std::env::temp_dir().join("tableau-publisher-sessions");
-        std::fs::create_dir_all(&dir).ok()?;
+        crate::private_dir::ensure(&dir).ok()?;
         Some(dir)
     }
 }

@@ -244,6 +244,16 @@ mod tests {
     use super::*;
     use std::sync::atomic::{AtomicUsize, Ordering};
 
+    /// A key no earlier run used: leases outlive the process, and process ids are reused
+    /// (quickly under Wine), so a key of the pid alone can find an earlier run's token.
+    fn unique_key(what: &str) -> String {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
+        format!("test:{what}:{}:{nanos}", std::process::id())
+    }
+
     fn run<T>(f: impl std::future::Future<Output = T>) -> T {
         tokio::runtime::Builder::new_current_thread()
             .enable_time()
@@ -254,7 +264,7 @@ mod tests {
 
     #[test]
     fn many_threads_renewing_the_same_stale_token_sign_in_once() {
-        let shared = join(&format!("test:single-flight:{}", std::process::id()));
+        let shared = join(&unique_key("single-flight"));
         let sign_ins = Arc::new(AtomicUsize::new(0));
         let threads: Vec<_> = (0..6)
             .map(|_| {
@@ -324,7 +334,7 @@ mod tests {
             Some("t")
         );
         assert!(b.current().is_none());
-        let other = join(&format!("test:another-key:{}", std::process::id()));
+        let other = join(&unique_key("another-key"));
         assert!(!Arc::ptr_eq(&a, &other));
         other.leave_quietly();
     }

@@ -435,7 +435,7 @@ impl Config {
                 ))
             })?),
         };
-        let spool_dir = match raw.spool_dir {
+        let spool_dir = match raw.spool_dir.map(crate::native_path::native) {
             Some(dir) => {
                 if !dir.is_dir() {
                     return Err(Error::config(format!(

@@ -6,10 +6,16 @@ use super::*;
 #[test]
 fn a_tls_ca_file_that_is_a_device_or_too_large_is_refused_without_reading_it_all() {
     let mut b = base();
-    b["tls_ca_file"] = "/dev/zero".into();
+    let dir = tempfile::tempdir().unwrap();
+    // Something that is not a regular file: a device where there are device files.
+    let not_a_file = if cfg!(unix) {
+        "/dev/zero".into()
+    } else {
+        dir.path().to_owned()
+    };
+    b["tls_ca_file"] = not_a_file.to_str().unwrap().into();
     let e = Config::from_json(&b.to_string()).unwrap_err();
     assert!(e.message().contains("not a regular file"), "{e}");
-    let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big.pem");
     std::fs::write(&big, vec![b'A'; (MAX_CA_FILE_BYTES + 1) as usize]).unwrap();
     b["tls_ca_file"] = big.to_str().unwrap().into();
