@@ -78,7 +78,7 @@ def plan(schema, database_version=2):
             problems.append(
                 f'column {_show(name)} has an empty name or one that starts or ends with spaces; rename it (Select tool)')
             continue
-        mapped = _map(field.type, database_version)
+        mapped = _map(field.type, database_version, field.metadata)
         if isinstance(mapped, str):
             problems.append(f'column "{name}" has type {field.type}: {mapped}')
             continue
@@ -109,7 +109,7 @@ def mismatch(first, schema, database_version=2):
         return ["; ".join(parts)]
     problems = []
     for column, field in zip(first.columns, schema):
-        mapped = _map(field.type, database_version)
+        mapped = _map(field.type, database_version, field.metadata)
         if isinstance(mapped, str):
             problems.append(f'column "{field.name}" is now {field.type}: {mapped}')
         elif str(mapped[1]) != str(column.hyper):
@@ -123,7 +123,13 @@ def conform(table, plan):
     arrays = []
     for column, array in zip(plan.columns, table.columns):
         if array.type != column.target:
-            array = _cast(array, column.target)
+            try:
+                array = _cast(array, column.target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
+                raise UnsupportedSchema(
+                    [f'column "{column.name}" has a value that does not fit {column.hyper} ({e}); '
+                     f'widen the column upstream (Select tool)'],
+                    "the records cannot be written to a .hyper extract") from None
         arrays.append(array)
     return pa.Table.from_arrays(arrays, schema=plan.target_schema)
 
@@ -138,8 +144,9 @@ def _cast(array, target):
     return array.cast(target, safe=not truncating)
 
 
-def _map(t, database_version):
-    """(target Arrow type, Hyper type), or a sentence saying why not and what to do."""
+def _map(t, database_version, metadata=None):
+    """(target Arrow type, Hyper type), or a sentence saying why not and what to do. `metadata`:
+    the Arrow field's, where Designer's own size and scale of a FixedDecimal are."""
     if pa.types.is_dictionary(t):
         if pa.types.is_string(t.value_type) or pa.types.is_large_string(t.value_type):
             return pa.string(), SqlType.text()
@@ -158,7 +165,7 @@ def _map(t, database_version):
     if pa.types.is_floating(t):
         return pa.float64(), SqlType.double()
     if pa.types.is_decimal(t):
-        return _map_decimal(t, database_version)
+        return _map_decimal(_declared_decimal(t, metadata), database_version)
     if pa.types.is_string(t) or pa.types.is_large_string(t) or _is_string_view(t):
         return pa.string(), SqlType.text()
     if pa.types.is_null(t):
@@ -174,6 +181,24 @@ def _map(t, database_version):
     if pa.types.is_time(t):
         return pa.time64("us"), SqlType.time()
     return f"Tableau extracts have no such column type; {_advice(t)}"
+
+
+def _declared_decimal(t, metadata):
+    """The decimal type a FixedDecimal field was declared with in Designer.
+
+    ayx-python-sdk sends every FixedDecimal as decimal256(76, 36) and puts the field's Alteryx
+    size and scale in its metadata (ayx.size, ayx.scale). The size counts characters: the
+    digits, and the decimal point when the scale is not 0 (a sign takes a digit's place), so
+    FixedDecimal 19.2 holds 18 digits, 2 after the point: NUMERIC(18, 2)."""
+    try:
+        size = int(metadata[b"ayx.size"])
+        scale = int(metadata[b"ayx.scale"])
+    except (TypeError, KeyError, ValueError):
+        return t
+    digits = size - (1 if scale > 0 else 0)
+    if not 0 <= scale <= digits <= t.precision or scale > t.scale:
+        return t  # not a declaration this type can carry: keep the Arrow type's
+    return pa.decimal128(digits, scale) if digits <= 38 else pa.decimal256(digits, scale)
 
 
 def _map_decimal(t, database_version):

@@ -101,3 +101,38 @@ def test_later_schemas_must_map_to_the_same_table():
     assert mismatch(first, pa.schema([("a", pa.string())])) == ['missing "b"']
     assert mismatch(first, pa.schema([("b", pa.int16()), ("a", pa.string())])) == ["columns in another order (b, a)"]
     assert mismatch(first, pa.schema([("a", pa.string()), ("c", pa.int16())])) == ['missing "b"; new "c"']
+
+
+def _fixed_decimal(name, size, scale):
+    """A FixedDecimal field exactly as ayx-python-sdk builds it for Designer's records."""
+    from ayx_python_sdk.core.field import Field, FieldType
+    return Field(name, FieldType.fixeddecimal, size=size, scale=scale).to_arrow()
+
+
+def test_designers_fixed_decimals_get_their_declared_size_and_scale():
+    schema = pa.schema([_fixed_decimal("price", 19, 2), _fixed_decimal("count", 10, 0)])
+    assert schema.field("price").type == pa.decimal256(76, 36), "what the SDK sends"
+    p = plan(schema)
+    assert p.hyper_types() == ["NUMERIC(18, 2)", "NUMERIC(10, 0)"]
+    batch = pa.table({
+        "price": pa.array([decimal.Decimal("-1234567890123456.78"), None], pa.decimal256(76, 36)),
+        "count": pa.array([decimal.Decimal("9999999999"), decimal.Decimal("0")], pa.decimal256(76, 36)),
+    }, schema=schema)
+    out = conform(batch, p)
+    assert out.column("price").to_pylist() == [decimal.Decimal("-1234567890123456.78"), None]
+    assert out.column("count").to_pylist() == [decimal.Decimal("9999999999"), decimal.Decimal("0")]
+
+
+def test_a_fixed_decimal_wider_than_hyper_takes_is_refused_with_the_fix():
+    with pytest.raises(UnsupportedSchema) as e:
+        plan(pa.schema([_fixed_decimal("big", 30, 4)]))
+    assert '"big"' in str(e.value) and "<hyper_database_version>3" in str(e.value)
+    assert plan(pa.schema([_fixed_decimal("big", 30, 4)]), database_version=3).hyper_types() == ["NUMERIC(29, 4)"]
+
+
+def test_a_value_wider_than_its_declared_fixed_decimal_is_a_clear_error():
+    schema = pa.schema([_fixed_decimal("price", 5, 2)])
+    batch = pa.table({"price": pa.array([decimal.Decimal("123456.78")], pa.decimal256(76, 36))}, schema=schema)
+    with pytest.raises(UnsupportedSchema) as e:
+        conform(batch, plan(schema))
+    assert '"price"' in str(e.value) and "NUMERIC(4, 2)" in str(e.value)
