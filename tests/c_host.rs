@@ -168,7 +168,8 @@ fn mid_body_resets_under_load_never_kill_the_host() {
 /// C host, under load: each publishes byte-exact, exactly once.
 #[test]
 fn fault_matrix_resets_and_drops_from_a_c_host() {
-    let faults: [(&str, fn() -> FaultAction); 5] = [
+    type Named = (&'static str, fn() -> FaultAction);
+    let faults: [Named; 5] = [
         ("reset before the body is read", || FaultAction::Reset),
         ("reset mid-body", || FaultAction::ResetMidBody {
             after_bytes: 64 * 1024,

@@ -189,7 +189,11 @@ async fn names_round_trip_exactly_through_responses_and_filters() {
                 .datasources(&format!("filter=name:eq:{}", pct(name)))
                 .await;
             assert_eq!(st, 200, "{body}");
-            assert_eq!(attrs_all(&body, "datasource", "id"), [id.clone()], "{name}");
+            assert_eq!(
+                attrs_all(&body, "datasource", "id"),
+                std::slice::from_ref(&id),
+                "{name}"
+            );
         }
     }
 }

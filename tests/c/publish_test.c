@@ -8,19 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "check.h"
 #include "tableau_publisher.h"
-
-static int passed = 0, failed = 0;
-
-#define CHECK(cond, what)                                                        \
-    do {                                                                         \
-        if (cond) {                                                              \
-            passed++;                                                            \
-        } else {                                                                 \
-            failed++;                                                            \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what);       \
-        }                                                                        \
-    } while (0)
 
 static char config[4096];
 

@@ -16,18 +16,8 @@
 #include <wchar.h>
 #include <windows.h>
 
+#include "../c/check.h"
 #include "tableau_publisher.h"
-
-static int passed = 0, failed = 0;
-#define CHECK(cond, what)                                                  \
-    do {                                                                   \
-        if (cond) {                                                        \
-            passed++;                                                      \
-        } else {                                                           \
-            failed++;                                                      \
-            fprintf(stderr, "FAIL %s:%d: %s\n", __FILE__, __LINE__, what); \
-        }                                                                  \
-    } while (0)
 
 /* "é", "日本", "ü" and "données", spelled in UTF-8 bytes so the source's encoding cannot matter. */
 #define E_ACUTE "\xc3\xa9"
