@@ -6,10 +6,15 @@
  * The config's "datasource_name" must be "@NAME@": thread i publishes as NAME_PREFIX-i.
  * Prints "thread I status N" (and "thread I error MESSAGE" on failure) per thread.
  * Exits 0 when every thread published, 1 otherwise, 3 on a usage error.
+ * Portable: pthreads on POSIX, CreateThread on Windows (x86_64-w64-mingw32-gcc).
  */
+#ifdef _WIN32
+#include <windows.h>
+#else
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
 #include <signal.h>
+#endif
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,15 +49,14 @@ static char *config_for(int index) {
     return out;
 }
 
-static void *publish(void *arg) {
-    struct job *job = (struct job *)arg;
+static void publish(struct job *job) {
     char *config = config_for(job->index);
     tp_publisher *p = NULL;
     job->status = tp_init(config, &p);
     free(config);
     if (job->status != TP_OK) {
         snprintf(job->error, sizeof job->error, "%s", tp_last_error(NULL));
-        return NULL;
+        return;
     }
     FILE *in = fopen(input_path, "rb");
     static const size_t chunk = 1024 * 1024;
@@ -66,15 +70,39 @@ static void *publish(void *arg) {
     if (job->status == TP_OK) job->status = tp_finalize_and_publish(p);
     if (job->status != TP_OK) snprintf(job->error, sizeof job->error, "%s", tp_last_error(p));
     tp_free(p);
+}
+
+#ifdef _WIN32
+typedef HANDLE thread_t;
+static DWORD WINAPI publish_thread(LPVOID arg) {
+    publish((struct job *)arg);
+    return 0;
+}
+static void thread_start(thread_t *t, struct job *job) {
+    *t = CreateThread(NULL, 0, publish_thread, job, 0, NULL);
+}
+static void thread_join(thread_t t) {
+    WaitForSingleObject(t, INFINITE);
+    CloseHandle(t);
+}
+#else
+typedef pthread_t thread_t;
+static void *publish_thread(void *arg) {
+    publish((struct job *)arg);
     return NULL;
 }
+static void thread_start(thread_t *t, struct job *job) { pthread_create(t, NULL, publish_thread, job); }
+static void thread_join(thread_t t) { pthread_join(t, NULL); }
+#endif
 
 int main(int argc, char **argv) {
     if (argc != 5) {
         fprintf(stderr, "usage: threads CONFIG_JSON_FILE INPUT_FILE THREADS NAME_PREFIX\n");
         return 3;
     }
+#ifndef _WIN32
     signal(SIGPIPE, SIG_DFL);
+#endif
     config_template = read_all(argv[1]);
     input_path = argv[2];
     int threads = atoi(argv[3]);
@@ -83,17 +111,17 @@ int main(int argc, char **argv) {
         fprintf(stderr, "bad arguments\n");
         return 3;
     }
-    pthread_t ids[MAX_THREADS];
+    thread_t ids[MAX_THREADS];
     struct job jobs[MAX_THREADS];
     for (int i = 0; i < threads; i++) {
         jobs[i].index = i;
         jobs[i].status = TP_OK;
         jobs[i].error[0] = 0;
-        pthread_create(&ids[i], NULL, publish, &jobs[i]);
+        thread_start(&ids[i], &jobs[i]);
     }
     int failed = 0;
     for (int i = 0; i < threads; i++) {
-        pthread_join(ids[i], NULL);
+        thread_join(ids[i]);
         printf("thread %d status %d\n", i, (int)jobs[i].status);
         if (jobs[i].status != TP_OK) {
             printf("thread %d error %s\n", i, jobs[i].error);
