@@ -684,6 +684,14 @@ fn a_chunked_publish_keeps_one_connection_alive() {
 }
 
 #[test]
+// Under Wine a socket takes far more than the kernel's buffer before a write blocks, so the
+// last byte is "handed to the connection" while the emulator still has seconds of it to read,
+// and the 2-second idle timer runs out in that drain (seen in CI once in four runs). The timer
+// is tested on Linux, where what the connection takes is what the peer is about to read.
+#[cfg_attr(
+    windows,
+    ignore = "Wine buffers seconds of a slow upload past the write; see the comment"
+)]
 fn a_slow_link_that_keeps_moving_does_not_time_out() {
     let env = Env::start();
     let data = extract(40 * MIB, 48);
