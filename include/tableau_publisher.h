@@ -73,6 +73,10 @@ typedef enum tp_phase {
   // Waiting for another publish with the same credentials to finish with the session (the
   // server ends a session used from two connections at once, so they take turns).
   TP_PHASE_WAITING_FOR_SESSION = 7,
+  // Building the `.hyper` extract from the rows fed (CSV, Arrow stream, Parquet) with
+  // hyperd, after the last byte and before sign-in; `bytes_sent` of `bytes_total` input
+  // bytes are in the extract (reported at the start, about every half second, and at the end).
+  TP_PHASE_BUILDING_EXTRACT = 8,
 } tp_phase;
 
 // How much a log line matters, as passed to the log callback. Values are fixed.

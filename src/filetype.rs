@@ -16,6 +16,100 @@ pub enum FileType {
     Tde,
 }
 
+/// Row formats that are built into a `.hyper` extract locally before publishing.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RowFormat {
+    /// Comma- (or otherwise) separated values, with the `csv` and `columns` options.
+    Csv,
+    /// The Arrow IPC stream format (what `pyarrow.ipc.new_stream` writes).
+    ArrowStream,
+    /// Apache Parquet.
+    Parquet,
+}
+
+impl RowFormat {
+    /// The name in the config's `file_type`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RowFormat::Csv => "csv",
+            RowFormat::ArrowStream => "arrow_stream",
+            RowFormat::Parquet => "parquet",
+        }
+    }
+
+    /// Recognises Parquet (`PAR1`) and an Arrow IPC stream (the continuation marker
+    /// `ff ff ff ff` and a metadata length). CSV has no signature.
+    pub fn detect(head: &[u8]) -> Option<RowFormat> {
+        if head.starts_with(b"PAR1") {
+            return Some(RowFormat::Parquet);
+        }
+        if head.len() >= 8 && head.starts_with(&[0xff; 4]) && head[4..8] != [0; 4] {
+            return Some(RowFormat::ArrowStream);
+        }
+        None
+    }
+}
+
+/// What the host feeds: a Tableau file published as it is, or rows built into a `.hyper`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Input {
+    /// A Tableau data source file.
+    Tableau(FileType),
+    /// Rows, built into a single-table `.hyper` before sign-in.
+    Rows(RowFormat),
+}
+
+impl Input {
+    /// Every value the config's `file_type` accepts.
+    pub const NAMES: [&'static str; 7] = [
+        "hyper",
+        "tdsx",
+        "tds",
+        "tde",
+        "csv",
+        "arrow_stream",
+        "parquet",
+    ];
+
+    /// The input named `name` in the config.
+    pub fn from_name(name: &str) -> Option<Input> {
+        Some(match name {
+            "hyper" => Input::Tableau(FileType::Hyper),
+            "tdsx" => Input::Tableau(FileType::Tdsx),
+            "tds" => Input::Tableau(FileType::Tds),
+            "tde" => Input::Tableau(FileType::Tde),
+            "csv" => Input::Rows(RowFormat::Csv),
+            "arrow_stream" => Input::Rows(RowFormat::ArrowStream),
+            "parquet" => Input::Rows(RowFormat::Parquet),
+            _ => return None,
+        })
+    }
+
+    /// The name in the config.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Input::Tableau(t) => t.as_str(),
+            Input::Rows(r) => r.as_str(),
+        }
+    }
+
+    /// Recognises the input from its first bytes (CSV cannot be; see [`RowFormat::detect`]).
+    pub fn detect(head: &[u8]) -> Option<Input> {
+        FileType::detect(head)
+            .map(Input::Tableau)
+            .or_else(|| RowFormat::detect(head).map(Input::Rows))
+    }
+
+    /// Whether the result can be appended to an existing data source.
+    pub fn can_append(self) -> bool {
+        match self {
+            Input::Tableau(t) => t.can_append(),
+            Input::Rows(_) => true,
+        }
+    }
+}
+
 /// Enough leading bytes to recognise every supported type.
 pub(crate) const SNIFF_LEN: usize = 16;
 
@@ -96,5 +190,23 @@ mod tests {
         assert_eq!(FileType::detect(b"id,name\n1,a\n"), None);
         assert_eq!(FileType::detect(b"Hyp"), None);
         assert_eq!(FileType::detect(b""), None);
+    }
+
+    #[test]
+    fn detects_row_formats_by_their_signatures() {
+        assert_eq!(
+            Input::detect(b"PAR1\x15\x04"),
+            Some(Input::Rows(RowFormat::Parquet))
+        );
+        assert_eq!(
+            Input::detect(&[0xff, 0xff, 0xff, 0xff, 0x78, 0, 0, 0, 0x10]),
+            Some(Input::Rows(RowFormat::ArrowStream))
+        );
+        // The end-of-stream marker alone is not a stream with a schema.
+        assert_eq!(Input::detect(&[0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]), None);
+        assert_eq!(Input::detect(b"id,name\n1,a\n"), None);
+        for name in Input::NAMES {
+            assert_eq!(Input::from_name(name).unwrap().as_str(), name);
+        }
     }
 }

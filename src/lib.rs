@@ -13,6 +13,7 @@ mod cancel;
 pub(crate) mod client;
 mod config;
 mod error;
+pub(crate) mod extract;
 pub mod ffi;
 mod filetype;
 #[doc(hidden)]

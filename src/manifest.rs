@@ -15,6 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{Auth, Config, ProjectTarget};
 use crate::error::{Error, ErrorKind, Result};
+use crate::extract::options::ExtractOptions;
+use crate::filetype::RowFormat;
 use crate::spool::manifest_path;
 
 /// Identifies the manifest format.
@@ -63,6 +65,9 @@ pub struct Manifest {
     /// Why the publish failed, once it did.
     #[serde(default)]
     pub failure: Option<Failure>,
+    /// Set when the bytes are rows (CSV, Arrow, Parquet) built into a `.hyper` before publishing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows: Option<RowsRecord>,
     /// Where the data was going. No secrets.
     pub settings: Settings,
     /// The command that publishes the spool again.
@@ -82,6 +87,32 @@ pub struct CommitRecord {
     pub as_job: bool,
     /// The job's LUID, once the server answered with it.
     pub job_id: Option<String>,
+}
+
+/// Rows built into an extract: their format, the options of the build, and the extract once
+/// built (a later publish reuses it while its options and bytes are unchanged).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RowsRecord {
+    /// `csv`, `arrow_stream` or `parquet`.
+    pub format: RowFormat,
+    /// The columns, CSV dialect and Hyper file version the build used.
+    pub options: ExtractOptions,
+    /// The built `.hyper`, once complete.
+    #[serde(default)]
+    pub extract: Option<ExtractRecord>,
+}
+
+/// A built extract beside the spool.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct ExtractRecord {
+    /// Where it is.
+    pub path: PathBuf,
+    /// Its size.
+    pub bytes: u64,
+    /// Its SHA-256.
+    pub sha256: String,
+    /// Its rows.
+    pub rows: u64,
 }
 
 /// A data source's identity and last update, to compare with what is there later.
@@ -178,6 +209,7 @@ impl Manifest {
             upload_session_id: None,
             commit: earlier.and_then(|m| m.commit.clone()),
             failure: None,
+            rows: None,
             settings: Settings::of(config),
             resume: resume_command(&manifest_path(spool)),
         }
@@ -291,6 +323,15 @@ impl Journal {
             return;
         }
         self.update(|m| m.sha256 = Some(sha256.to_owned()));
+    }
+
+    /// The extract was built from the rows.
+    pub fn extract_built(&self, record: ExtractRecord) {
+        self.update(|m| {
+            if let Some(rows) = m.rows.as_mut() {
+                rows.extract = Some(record);
+            }
+        });
     }
 
     /// The commit is about to be sent.

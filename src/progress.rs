@@ -33,6 +33,8 @@ pub enum Phase {
     /// Waiting for another publish with the same credentials to finish with the session (the
     /// server ends a session used from two connections at once, so they take turns).
     WaitingForSession,
+    /// Building the `.hyper` extract from the rows fed (CSV, Arrow, Parquet), before sign-in.
+    BuildingExtract,
 }
 
 impl Phase {
@@ -46,6 +48,7 @@ impl Phase {
             Phase::WaitingForJob => "waiting for the job",
             Phase::SigningOut => "signing out",
             Phase::WaitingForSession => "waiting for the session",
+            Phase::BuildingExtract => "building the extract",
         }
     }
 }
@@ -213,6 +216,17 @@ impl Reporter {
         self.update(|p| {
             p.phase = Phase::Uploading;
             p.bytes_sent = 0;
+            p.bytes_total = total;
+            true
+        });
+    }
+
+    /// Reports the extract build: `done` of the `total` input bytes are in the extract. Also
+    /// called as a heartbeat while hyperd loads, so the host's function can cancel.
+    pub(crate) fn building(&self, done: u64, total: u64) {
+        self.update(|p| {
+            p.phase = Phase::BuildingExtract;
+            p.bytes_sent = done;
             p.bytes_total = total;
             true
         });

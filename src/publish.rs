@@ -68,6 +68,9 @@ pub struct PublishResult {
     pub retries: u64,
     /// HTTP requests made, sign-out included.
     pub http_requests: u64,
+    /// When rows were fed: what was built (format, input bytes, rows, columns, seconds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extract: Option<crate::extract::Built>,
 }
 
 /// A client for the configured server, not signed in yet.
@@ -353,6 +356,7 @@ impl Publish<'_> {
             upload_sessions: 0,
             retries: 0,
             http_requests: 0,
+            extract: None,
         })
     }
 

@@ -6,12 +6,13 @@ use std::path::Path;
 use crate::cancel::Canceller;
 use crate::config::{Config, Mode};
 use crate::error::{Error, ErrorKind, Result};
-use crate::filetype::FileType;
+use crate::extract::Built;
+use crate::filetype::{FileType, Input, RowFormat};
 use crate::log::{LogFn, LogLevel};
-use crate::manifest::{resume_command, CommitRecord, Journal, Manifest};
+use crate::manifest::{resume_command, CommitRecord, ExtractRecord, Journal, Manifest, RowsRecord};
 use crate::progress::{ProgressFn, Reporter};
 use crate::publish::{self, PreflightResult, PublishResult};
-use crate::spool::{Sealed, Spool};
+use crate::spool::{DigestSource, Sealed, Spool};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
@@ -187,26 +188,48 @@ impl Publisher {
         }
         refuse_inside_tokio()?;
         let sealed = self.spool.seal()?;
+        let input = self.input_of(&sealed)?;
         let journal = if self.spool.is_external() {
             Journal::none()
         } else {
             // On disk and durable before the manifest says so, before any network call.
             let kept = self.spool.keep().unwrap_or(sealed.path.clone());
-            Journal::start(Manifest::starting(
+            let mut manifest = Manifest::starting(
                 &self.config,
                 &kept,
                 sealed.len,
                 sealed.known_digest(),
                 self.earlier.as_ref(),
-            ))
+            );
+            if let Input::Rows(format) = input {
+                manifest.rows = Some(RowsRecord {
+                    format,
+                    options: self.config.extract.clone(),
+                    extract: self.reusable_extract(format),
+                });
+            }
+            Journal::start(manifest)
         };
         let prior = journal.snapshot().and_then(|m| m.commit);
-        let outcome = self.publish_sealed(&sealed, &journal, prior.as_ref());
+        let outcome = match input {
+            Input::Tableau(file_type) => {
+                self.publish_sealed(&sealed, file_type, &journal, prior.as_ref())
+            }
+            Input::Rows(format) => self.publish_rows(&sealed, format, &journal, prior.as_ref()),
+        };
+        let extract = journal
+            .snapshot()
+            .and_then(|m| m.rows)
+            .and_then(|r| r.extract)
+            .map(|e| e.path);
         match outcome {
             Ok(result) => {
                 // The data is on the server; failing to delete the local copy is not a failure.
                 // The manifest goes first: a spool without one is listed, never deleted.
                 self.spool.remove();
+                if let Some(path) = extract {
+                    let _ = std::fs::remove_file(path);
+                }
                 self.earlier = None;
                 self.state = State::Published;
                 self.result = Some(result);
@@ -260,31 +283,140 @@ impl Publisher {
         }
     }
 
+    /// What the bytes are: the configured `file_type`, else the format an earlier attempt on
+    /// this spool recorded, else recognised from the first bytes.
+    fn input_of(&self, sealed: &Sealed) -> Result<Input> {
+        let input = match self.config.file_type {
+            Some(t) => t,
+            None => match self.earlier.as_ref().and_then(|m| m.rows.as_ref()) {
+                Some(rows) => Input::Rows(rows.format),
+                None => Input::detect(&sealed.head).ok_or_else(|| {
+                    Error::config(format!(
+                        "the data fed is not a Tableau data source file nor Parquet or an Arrow stream ({}): expected a .hyper extract, a .tdsx (zip), a .tds (XML), a .tde, Parquet or an Arrow IPC stream; for CSV set \"file_type\": \"csv\"",
+                        FileType::describe_head(&sealed.head)
+                    ))
+                })?,
+            },
+        };
+        if self.config.mode == Mode::Append && !input.can_append() {
+            return Err(Error::config(format!(
+                "mode \"append\" needs an extract (.hyper or .tde), but the data is a .{}",
+                input.as_str()
+            )));
+        }
+        Ok(input)
+    }
+
+    /// The extract an earlier attempt built from these bytes with the same options, if it is
+    /// still there unchanged.
+    fn reusable_extract(&self, format: RowFormat) -> Option<ExtractRecord> {
+        let rows = self.earlier.as_ref()?.rows.as_ref()?;
+        let extract = rows.extract.as_ref()?;
+        if rows.format != format || rows.options != self.config.extract {
+            return None;
+        }
+        let (len, sha256, _) = crate::spool::digest_file(&extract.path).ok()?;
+        (len == extract.bytes && sha256 == extract.sha256).then(|| extract.clone())
+    }
+
     fn publish_sealed(
         &mut self,
         sealed: &Sealed,
+        file_type: FileType,
         journal: &Journal,
         prior: Option<&CommitRecord>,
     ) -> Result<PublishResult> {
-        let file_type = match self.config.file_type {
-            Some(t) => t,
-            None => FileType::detect(&sealed.head).ok_or_else(|| {
-                Error::config(format!(
-                    "the data fed is not a Tableau data source file ({}): expected a .hyper extract, a .tdsx (zip), a .tds (XML) or a .tde; set \"file_type\" only if you are sure",
-                    FileType::describe_head(&sealed.head)
-                ))
-            })?,
-        };
-        if self.config.mode == Mode::Append && !file_type.can_append() {
-            return Err(Error::config(format!(
-                "mode \"append\" needs an extract (.hyper or .tde), but the data is a .{}",
-                file_type.as_str()
-            )));
-        }
         let config = &self.config;
         block_on(&mut self.hooks, |reporter| async move {
             publish::run(config, sealed, file_type, &reporter, journal, prior).await
         })
+    }
+
+    /// Builds the rows into a `.hyper` (or reuses the one an earlier attempt built), then
+    /// publishes it; sign-in happens only after the build.
+    fn publish_rows(
+        &mut self,
+        sealed: &Sealed,
+        format: RowFormat,
+        journal: &Journal,
+        prior: Option<&CommitRecord>,
+    ) -> Result<PublishResult> {
+        let config = &self.config;
+        let exe = crate::extract::locate::find(config.extract.hyperd_path.as_deref())?;
+        let reused = journal
+            .snapshot()
+            .and_then(|m| m.rows)
+            .and_then(|r| r.extract);
+        let work_dir = crate::spool::private_dir(&config.spool_dir)?;
+        // Beside the spool, so that it is kept with it; a temporary one for the host's own file.
+        let out = match self.spool.is_external() {
+            false => {
+                let mut name = sealed.path.as_os_str().to_owned();
+                name.push(".hyper");
+                std::path::PathBuf::from(name)
+            }
+            true => tempfile::Builder::new()
+                .prefix("tableau-publisher-extract-")
+                .suffix(".hyper")
+                .tempfile_in(&work_dir)
+                .map_err(|e| Error::io("cannot create the extract file", &e))?
+                .into_temp_path()
+                .keep()
+                .map_err(|e| Error::io("cannot create the extract file", &e.error))?,
+        };
+        let external = self.spool.is_external();
+        let (out_path, work_dir) = (&out, &work_dir);
+        let outcome = block_on(&mut self.hooks, |reporter| async move {
+            let (out, work_dir) = (out_path, work_dir);
+            let (record, built) = match reused {
+                Some(record) => {
+                    reporter.log(
+                        LogLevel::Info,
+                        &format!(
+                            "reusing the extract built by the earlier attempt ({}, {} rows, sha256 {})",
+                            record.path.display(),
+                            record.rows,
+                            record.sha256
+                        ),
+                    );
+                    (record, None)
+                }
+                None => {
+                    let built =
+                        build_extract(config, &exe, sealed, format, out, work_dir, &reporter)
+                            .await?;
+                    let (bytes, sha256, _) = crate::spool::digest_file(out)?;
+                    let record = ExtractRecord {
+                        path: out.to_path_buf(),
+                        bytes,
+                        sha256,
+                        rows: built.rows,
+                    };
+                    journal.extract_built(record.clone());
+                    (record, Some(built))
+                }
+            };
+            let hyper = Sealed {
+                path: record.path.clone(),
+                len: record.bytes,
+                digest: DigestSource::Known(record.sha256.clone()),
+                head: b"Hyper\x08".to_vec(),
+            };
+            let mut result =
+                publish::run(config, &hyper, FileType::Hyper, &reporter, journal, prior).await?;
+            result.extract = Some(built.unwrap_or_else(|| Built {
+                format,
+                input_bytes: sealed.len,
+                rows: record.rows,
+                columns: Vec::new(),
+                seconds: 0.0,
+            }));
+            Ok(result)
+        });
+        if external {
+            let _ = std::fs::remove_file(&out);
+        }
+        outcome
     }
 
     /// Checks the server, credentials, site, project and mode now, without any data and
@@ -326,6 +458,65 @@ impl Publisher {
             publish::preflight(config, &reporter).await
         })
     }
+}
+
+/// Builds the extract under the host's eye: the phase at the start, a heartbeat about every
+/// half second while hyperd loads (so a progress function can cancel), a log line at the end;
+/// a cancel stops it at once (hyperd is killed, the partial file removed).
+async fn build_extract(
+    config: &Config,
+    exe: &Path,
+    sealed: &Sealed,
+    format: RowFormat,
+    out: &Path,
+    work_dir: &Path,
+    reporter: &crate::progress::Reporter,
+) -> Result<Built> {
+    let total = sealed.len;
+    reporter.building(0, total);
+    reporter.log(
+        LogLevel::Info,
+        &format!(
+            "building the extract from {} bytes of {} with hyperd ({}), before signing in",
+            total,
+            format.as_str(),
+            exe.display()
+        ),
+    );
+    let build = crate::extract::build(exe, &sealed.path, format, &config.extract, out, work_dir);
+    let heartbeat = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(500));
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            reporter.building(0, total);
+        }
+    };
+    let built = reporter
+        .until_cancelled(async {
+            tokio::select! {
+                built = build => built,
+                _ = heartbeat => unreachable!("the heartbeat never ends"),
+            }
+        })
+        .await?;
+    reporter.building(total, total);
+    reporter.log(
+        LogLevel::Info,
+        &format!(
+            "built the extract: {} rows, {} columns ({}) in {:.1} s",
+            built.rows,
+            built.columns.len(),
+            built
+                .columns
+                .iter()
+                .map(|c| format!("{} {}", c.name, c.column_type.name()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            built.seconds
+        ),
+    );
+    Ok(built)
 }
 
 /// The blocking calls run their own runtime; inside someone else's they would panic.

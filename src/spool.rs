@@ -435,7 +435,7 @@ pub fn manifest_path(spool: &Path) -> PathBuf {
 
 /// `dir/tableau-publisher`, created if needed, open only to the current user (see
 /// [`crate::private_dir`]).
-fn private_dir(dir: &Path) -> Result<PathBuf> {
+pub(crate) fn private_dir(dir: &Path) -> Result<PathBuf> {
     let private = dir.join(PRIVATE_DIR);
     match crate::private_dir::ensure(&private) {
         Ok(()) => Ok(private),

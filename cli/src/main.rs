@@ -43,6 +43,12 @@ enum Command {
         /// re-authentications, upload restarts, sign-in, publish) to standard error.
         #[arg(long)]
         progress: bool,
+        /// What the input is: hyper, tdsx, tds, tde, or rows to build into a .hyper first
+        /// (csv, arrow_stream, parquet). Overrides the config's "file_type". Default: the
+        /// config's, else recognised from the content (Parquet, Arrow stream, Tableau files)
+        /// or the extension (.csv, .tsv).
+        #[arg(long)]
+        file_type: Option<String>,
     },
     /// Check server, credentials, site, project and mode now, without data and without
     /// keeping a session (run it when a workflow starts, to fail fast).
@@ -148,7 +154,9 @@ fn progress_printer() -> ProgressFn {
     let mut last: Option<(Phase, u64)> = None;
     Box::new(move |p: &Progress| {
         let step = match p.phase {
-            Phase::Uploading if p.bytes_total > 0 => p.bytes_sent * 20 / p.bytes_total,
+            Phase::Uploading | Phase::BuildingExtract if p.bytes_total > 0 => {
+                p.bytes_sent * 20 / p.bytes_total
+            }
             _ => 0,
         };
         if last != Some((p.phase, step)) {
@@ -178,8 +186,44 @@ fn log_printer() -> LogFn {
     })
 }
 
-fn publish(config: &Path, input: &str, progress: bool) -> Result<String, Error> {
-    let mut publisher = Publisher::new(&read_config(config)?)?;
+/// The config with `file_type` set from `--file-type`, or from a `.csv`/`.tsv` input's
+/// extension when the config has none (content is recognised by the library).
+fn with_file_type(config: String, input: &str, file_type: Option<&str>) -> Result<String, Error> {
+    let Ok(serde_json::Value::Object(mut obj)) = serde_json::from_str::<serde_json::Value>(&config)
+    else {
+        // The library reports what is wrong with it.
+        return Ok(config);
+    };
+    let ext = Path::new(input)
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    let (file_type, tsv) = match (file_type, ext.as_deref()) {
+        (Some(t), _) => (t.to_owned(), false),
+        // The config's own file_type wins over the extension.
+        (None, _) if obj.contains_key("file_type") => return Ok(config),
+        (None, Some("csv")) => ("csv".to_owned(), false),
+        (None, Some("tsv")) => ("csv".to_owned(), true),
+        _ => return Ok(config),
+    };
+    obj.insert("file_type".into(), file_type.into());
+    if tsv {
+        let csv = obj.entry("csv").or_insert_with(|| serde_json::json!({}));
+        if let Some(csv) = csv.as_object_mut() {
+            csv.entry("delimiter").or_insert_with(|| "\t".into());
+        }
+    }
+    Ok(serde_json::Value::Object(obj).to_string())
+}
+
+fn publish(
+    config: &Path,
+    input: &str,
+    progress: bool,
+    file_type: Option<&str>,
+) -> Result<String, Error> {
+    let config_json = with_file_type(read_config(config)?, input, file_type)?;
+    let mut publisher = Publisher::new(&config_json)?;
     if progress {
         publisher.set_progress(Some(progress_printer()));
         publisher.set_log(Some(log_printer()));
@@ -224,7 +268,8 @@ fn main() -> ExitCode {
             config,
             input,
             progress,
-        } => match publish(&config, &input, progress) {
+            file_type,
+        } => match publish(&config, &input, progress, file_type.as_deref()) {
             Ok(json) => {
                 let mut out = io::stdout().lock();
                 let _ = writeln!(out, "{json}");

@@ -13,7 +13,11 @@ use serde::Deserialize;
 
 use crate::api_version::ApiVersion;
 use crate::error::{Error, Result};
-use crate::filetype::FileType;
+use crate::extract::options::{
+    Column, ColumnType, CsvOptions, ExtractOptions, COLUMN_TYPES, DEFAULT_HYPER_DATABASE_VERSION,
+    ENCODINGS, HYPER_DATABASE_VERSIONS,
+};
+use crate::filetype::Input;
 
 /// The largest chunk Tableau accepts in one append (64 MiB).
 pub(crate) const MAX_CHUNK_BYTES: u64 = 64 * 1024 * 1024;
@@ -218,8 +222,10 @@ pub struct Config {
     pub datasource_name: String,
     /// Publish mode.
     pub mode: Mode,
-    /// Forced file type, or detect from the bytes.
-    pub file_type: Option<FileType>,
+    /// Forced input type, or detect from the bytes.
+    pub file_type: Option<Input>,
+    /// How rows (CSV, Arrow, Parquet) become a `.hyper`.
+    pub extract: ExtractOptions,
     /// Optional description.
     pub description: Option<String>,
     /// Forced REST API version, or negotiate with server info.
@@ -337,7 +343,8 @@ struct RawConfig {
     project_id: Option<String>,
     datasource_name: String,
     mode: Mode,
-    file_type: Option<FileType>,
+    file_type: Option<Input>,
+    extract: RawExtract,
     description: Option<String>,
     api_version: Option<String>,
     spool_dir: Option<PathBuf>,
@@ -351,6 +358,14 @@ struct RawConfig {
     retry: RetrySettings,
     tls_ca_file: Option<PathBuf>,
     proxy: Option<ProxySettings>,
+}
+
+/// The keys of building rows into a `.hyper`, as read.
+struct RawExtract {
+    columns: Option<Vec<Column>>,
+    csv: CsvOptions,
+    hyper_database_version: Option<u32>,
+    hyperd_path: Option<PathBuf>,
 }
 
 enum RawProject {
@@ -426,6 +441,7 @@ impl Config {
                 )));
             }
         }
+        let extract = validate_extract(raw.extract, raw.file_type)?;
         let api_version = match &raw.api_version {
             None => None,
             Some(v) => Some(v.parse::<ApiVersion>().map_err(|_| {
@@ -481,6 +497,7 @@ impl Config {
             datasource_name: raw.datasource_name,
             mode: raw.mode,
             file_type: raw.file_type,
+            extract,
             description: raw.description,
             api_version,
             spool_dir,
@@ -495,6 +512,60 @@ impl Config {
             tls_ca,
             proxy: raw.proxy,
         })
+    }
+}
+
+/// Checks the row-building keys against the input type, and finds hyperd now when the input
+/// is rows, so a machine without it is told at init.
+fn validate_extract(raw: RawExtract, input: Option<Input>) -> Result<ExtractOptions> {
+    let version = raw
+        .hyper_database_version
+        .unwrap_or(DEFAULT_HYPER_DATABASE_VERSION);
+    if !HYPER_DATABASE_VERSIONS.contains(&version) {
+        return Err(Error::config(format!(
+            "\"hyper_database_version\" must be one of {HYPER_DATABASE_VERSIONS:?}, not {version} (2, the default, is read by every supported Tableau version)"
+        )));
+    }
+    let options = ExtractOptions {
+        columns: raw.columns,
+        csv: raw.csv,
+        hyper_database_version: version,
+        hyperd_path: raw.hyperd_path.map(crate::native_path::native),
+    };
+    if let Some(cols) = &options.columns {
+        let max = options.max_numeric_precision();
+        if let Some(c) = cols
+            .iter()
+            .find(|c| matches!(c.column_type, ColumnType::Numeric(p, _) if p > max))
+        {
+            return Err(Error::config(format!(
+                "\"columns\": {} is {}, wider than the {max} digits hyper_database_version {version} stores; use at most numeric({max},s), or \"hyper_database_version\": 3",
+                quote(&c.name),
+                c.column_type.name()
+            )));
+        }
+    }
+    let declared_csv = options.columns.is_some() || options.csv != CsvOptions::default();
+    match input {
+        Some(Input::Tableau(t)) if declared_csv => Err(Error::config(format!(
+            "\"columns\" and \"csv\" describe a CSV input, but \"file_type\" is \"{}\"; set \"file_type\": \"csv\" or leave them out",
+            t.as_str()
+        ))),
+        Some(Input::Rows(r)) if declared_csv && r != crate::filetype::RowFormat::Csv => Err(Error::config(format!(
+            "\"columns\" and \"csv\" describe a CSV input; a {} input carries its own schema, so leave them out",
+            r.as_str()
+        ))),
+        Some(Input::Rows(r)) => {
+            if !crate::extract::AVAILABLE {
+                return Err(Error::config(format!(
+                    "\"file_type\" \"{}\" needs a library built with the \"extract\" feature (the default); this one was built without it",
+                    r.as_str()
+                )));
+            }
+            crate::extract::locate::find(options.hyperd_path.as_deref())?;
+            Ok(options)
+        }
+        _ => Ok(options),
     }
 }
 

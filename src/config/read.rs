@@ -27,7 +27,30 @@ pub(super) fn read_config(obj: &Object) -> Result<RawConfig> {
     let project_id = s.opt(p, "project_id", TEXT);
     let datasource_name = s.required(p, "datasource_name", TEXT);
     let mode = s.required(p, "mode", MODE);
-    let file_type = s.opt(p, "file_type", FILE_TYPE);
+    let file_type = s.opt::<String>(p, "file_type", FILE_TYPE).and_then(|name| {
+        let input = Input::from_name(&name);
+        if input.is_none() {
+            p.push(format!(
+                "\"file_type\" must be one of {}, not {}{}",
+                Input::NAMES.join(", "),
+                quote(&name),
+                did_you_mean(&name, &Input::NAMES)
+            ));
+        }
+        input
+    });
+    let columns = match s.value("columns") {
+        None => None,
+        Some(_) => s
+            .get::<Vec<RawColumn>>(p, "columns", COLUMNS)
+            .and_then(|c| read_columns(c, p)),
+    };
+    let csv = match s.get::<Object>(p, "csv", OBJECT) {
+        Some(csv) => read_csv(&csv, p),
+        None => CsvOptions::default(),
+    };
+    let hyper_database_version = s.opt(p, "hyper_database_version", COUNT32);
+    let hyperd_path = s.opt(p, "hyperd_path", PATH);
     let description = s.opt(p, "description", TEXT);
     let api_version = s.opt(p, "api_version", TEXT);
     let spool_dir = s.opt(p, "spool_dir", PATH);
@@ -81,6 +104,12 @@ pub(super) fn read_config(obj: &Object) -> Result<RawConfig> {
         datasource_name,
         mode,
         file_type,
+        extract: RawExtract {
+            columns,
+            csv,
+            hyper_database_version,
+            hyperd_path,
+        },
         description,
         api_version,
         spool_dir,
@@ -234,6 +263,101 @@ fn check_proxy_url(raw: String, p: &mut Problems) -> Option<String> {
 }
 
 /// Reads `retry`; a key that is absent (or has a problem) keeps its default.
+/// One entry of `columns` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RawColumn {
+    name: String,
+    #[serde(rename = "type")]
+    column_type: String,
+}
+
+/// Checks the declared columns: names present and unique, types known.
+fn read_columns(raw: Vec<RawColumn>, p: &mut Problems) -> Option<Vec<Column>> {
+    let before = p.list.len();
+    if raw.is_empty() {
+        p.push("\"columns\" is empty; declare every column of the CSV, or leave \"columns\" out to name them from the header".into());
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut columns = Vec::new();
+    for (i, c) in raw.into_iter().enumerate() {
+        if c.name.trim().is_empty() {
+            p.push(format!("\"columns[{i}].name\" is empty"));
+        } else if !seen.insert(c.name.to_lowercase()) {
+            p.push(format!(
+                "\"columns[{i}].name\" {} is declared twice",
+                quote(&c.name)
+            ));
+        }
+        match ColumnType::parse(&c.column_type) {
+            Some(t) => columns.push(Column {
+                name: c.name,
+                column_type: t,
+            }),
+            None => p.push(format!(
+                "\"columns[{i}].type\" {} is not a column type; use {COLUMN_TYPES}",
+                quote(&c.column_type)
+            )),
+        }
+    }
+    (p.list.len() == before).then_some(columns)
+}
+
+/// Reads `csv`: the dialect of a CSV input.
+fn read_csv(obj: &Object, p: &mut Problems) -> CsvOptions {
+    let d = CsvOptions::default();
+    let mut s = Section::open(obj, "csv", p);
+    let one_char = |s: &mut Section, p: &mut Problems, key: &'static str, default: u8| -> u8 {
+        match s.get::<String>(p, key, CHARACTER) {
+            None => default,
+            Some(v) if v.len() == 1 && v.is_ascii() && v != "\n" && v != "\r" => v.as_bytes()[0],
+            Some(v) => {
+                p.push(format!(
+                    "\"csv.{key}\" must be one ASCII character other than a line break, not {}",
+                    quote(&v)
+                ));
+                default
+            }
+        }
+    };
+    let delimiter = one_char(&mut s, p, "delimiter", d.delimiter);
+    let quote_char = one_char(&mut s, p, "quote", d.quote);
+    let escape = one_char(&mut s, p, "escape", quote_char);
+    let header = s.get(p, "header", FLAG).unwrap_or(d.header);
+    let null = s.get(p, "null", TEXT).unwrap_or(d.null);
+    let encoding = match s.get::<String>(p, "encoding", TEXT) {
+        None => d.encoding,
+        Some(e) => {
+            let lower = e
+                .to_ascii_lowercase()
+                .replace("utf16", "utf-16")
+                .replace("utf8", "utf-8");
+            if ENCODINGS.contains(&lower.as_str()) {
+                lower
+            } else {
+                p.push(format!(
+                    "\"csv.encoding\" {} is not one Hyper reads; use {} (convert other encodings to UTF-8 first, e.g. with iconv)",
+                    quote(&e),
+                    ENCODINGS.join(", ")
+                ));
+                d.encoding
+            }
+        }
+    };
+    if delimiter == quote_char {
+        p.push("\"csv.delimiter\" and \"csv.quote\" are the same character".into());
+    }
+    s.close(p, "");
+    CsvOptions {
+        delimiter,
+        quote: quote_char,
+        escape,
+        header,
+        null,
+        encoding,
+    }
+}
+
 fn read_retry(obj: &Object, p: &mut Problems) -> RetrySettings {
     let d = RetrySettings::default();
     let mut s = Section::open(obj, "retry", p);
@@ -339,7 +463,13 @@ const AUTH: Want = Want::new(
 .secret();
 pub(super) const MODE: Want = Want::one_of(&Mode::NAMES);
 const FILE_TYPE: Want =
-    Want::new("\"hyper\", \"tdsx\", \"tds\" or \"tde\"").words(&["hyper", "tdsx", "tds", "tde"]);
+    Want::new("\"hyper\", \"tdsx\", \"tds\", \"tde\", \"csv\", \"arrow_stream\" or \"parquet\"")
+        .words(&Input::NAMES);
+const COLUMNS: Want = Want::new(
+    "an array of columns such as [{\"name\": \"id\", \"type\": \"bigint\"}, {\"name\": \"amount\", \"type\": \"numeric(12,2)\"}]",
+)
+.item("an object {\"name\": …, \"type\": …}");
+const CHARACTER: Want = Want::new("one ASCII character (a string)");
 const AS_JOB: Want = Want::new("\"auto\", true or false");
 pub(super) const METHOD: Want = Want::one_of(AUTH_METHODS);
 const PROJECT: Want = Want::new("a path such as \"Finance/Quarterly\", or an array of names");

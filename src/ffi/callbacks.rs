@@ -28,6 +28,10 @@ pub enum tp_phase {
     /// Waiting for another publish with the same credentials to finish with the session (the
     /// server ends a session used from two connections at once, so they take turns).
     TP_PHASE_WAITING_FOR_SESSION = 7,
+    /// Building the `.hyper` extract from the rows fed (CSV, Arrow stream, Parquet) with
+    /// hyperd, after the last byte and before sign-in; `bytes_sent` of `bytes_total` input
+    /// bytes are in the extract (reported at the start, about every half second, and at the end).
+    TP_PHASE_BUILDING_EXTRACT = 8,
 }
 
 /// One progress report. Valid only during the callback.
@@ -64,6 +68,7 @@ impl From<Phase> for tp_phase {
             Phase::WaitingForJob => tp_phase::TP_PHASE_WAITING_FOR_JOB,
             Phase::SigningOut => tp_phase::TP_PHASE_SIGNING_OUT,
             Phase::WaitingForSession => tp_phase::TP_PHASE_WAITING_FOR_SESSION,
+            Phase::BuildingExtract => tp_phase::TP_PHASE_BUILDING_EXTRACT,
         }
     }
 }
