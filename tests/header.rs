@@ -188,7 +188,7 @@ fn bindings_use_the_headers_numbers() {
     let phases = header_values(&["TP_PHASE_"]);
     let levels = header_values(&["TP_LOG_"]);
     assert_eq!(statuses.len(), 15);
-    assert_eq!(phases.len(), 7);
+    assert_eq!(phases.len(), 8);
     assert_eq!(levels.len(), 3);
 
     let cs = include_str!("../bindings/csharp/TableauPublisher.cs");

@@ -70,6 +70,8 @@ namespace TableauPublisher
         SigningOut = 6,
         /// <summary>Waiting for another publish with the same credentials to finish with the session.</summary>
         WaitingForSession = 7,
+        /// <summary>Building a .hyper from CSV, Parquet or Arrow rows before signing in (bytes read of the input).</summary>
+        BuildingExtract = 8,
     }
 
     /// <summary>How much a log line matters; same numbers as tp_log_level in the C header.</summary>

@@ -37,7 +37,8 @@ class PublisherError(Exception):
 
 
 PHASES = {1: "signing_in", 2: "resolving", 3: "uploading", 4: "committing",
-          5: "waiting_for_job", 6: "signing_out", 7: "waiting_for_session"}
+          5: "waiting_for_job", 6: "signing_out", 7: "waiting_for_session",
+          8: "building_extract"}
 
 
 LOG_LEVELS = {1: "error", 2: "warn", 3: "info"}
