@@ -188,7 +188,8 @@ impl Publisher {
         }
         refuse_inside_tokio()?;
         let sealed = self.spool.seal()?;
-        let input = self.input_of(&sealed)?;
+        // Unrecognised data fails like any other publish: kept, with its manifest.
+        let input = self.input_of(&sealed);
         let journal = if self.spool.is_external() {
             Journal::none()
         } else {
@@ -201,7 +202,7 @@ impl Publisher {
                 sealed.known_digest(),
                 self.earlier.as_ref(),
             );
-            if let Input::Rows(format) = input {
+            if let Ok(Input::Rows(format)) = input {
                 manifest.rows = Some(RowsRecord {
                     format,
                     options: self.config.extract.clone(),
@@ -212,10 +213,13 @@ impl Publisher {
         };
         let prior = journal.snapshot().and_then(|m| m.commit);
         let outcome = match input {
-            Input::Tableau(file_type) => {
+            Ok(Input::Tableau(file_type)) => {
                 self.publish_sealed(&sealed, file_type, &journal, prior.as_ref())
             }
-            Input::Rows(format) => self.publish_rows(&sealed, format, &journal, prior.as_ref()),
+            Ok(Input::Rows(format)) => {
+                self.publish_rows(&sealed, format, &journal, prior.as_ref())
+            }
+            Err(e) => Err(e),
         };
         let extract = journal
             .snapshot()

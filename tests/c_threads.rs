@@ -103,8 +103,11 @@ fn threads_of_a_c_host_take_turns_when_the_server_will_not_share_a_token() {
     });
     run(&env, 1, 4);
     let n = sign_ins(&env);
+    // One turn each (4) at least. At most: the shared sign-in (1), one re-sign-in per thread
+    // before they learn to take turns (4; each thread re-authenticates once, then queues), and
+    // one per turn (4): 9. More would mean a loop.
     assert!(
-        (4..=8).contains(&n),
+        (4..=9).contains(&n),
         "{n} sign-ins for four threads taking turns"
     );
 }

@@ -54,6 +54,15 @@ pub fn columns(path: &Path, options: &ExtractOptions) -> Result<Vec<Column>> {
     let mut kinds: Vec<Guess> = Vec::new();
     let mut rows = 0usize;
     let mut pending: Option<csv::StringRecord> = None;
+    // Every row as wide as the header (or the first row): checked here to name the line.
+    let mut expected = header.as_ref().map(Vec::len);
+    let mut check = |r: &csv::StringRecord| {
+        let want = *expected.get_or_insert(r.len());
+        match r.len() == want {
+            true => Ok(()),
+            false => Err(ragged(r, want, csv.header)),
+        }
+    };
     for record in records {
         let record = match record {
             Ok(r) => r,
@@ -63,6 +72,7 @@ pub fn columns(path: &Path, options: &ExtractOptions) -> Result<Vec<Column>> {
         };
         // The last record of a cut sample may be cut too: look at each one only once the next has come.
         if let Some(prev) = pending.replace(record) {
+            check(&prev)?;
             observe(&mut kinds, &prev, &csv.null);
             rows += 1;
             if rows >= SAMPLE_ROWS {
@@ -72,6 +82,7 @@ pub fn columns(path: &Path, options: &ExtractOptions) -> Result<Vec<Column>> {
         }
     }
     if let Some(last) = pending.filter(|_| whole) {
+        check(&last)?;
         observe(&mut kinds, &last, &csv.null);
     }
     let width = header
@@ -90,6 +101,19 @@ pub fn columns(path: &Path, options: &ExtractOptions) -> Result<Vec<Column>> {
             column_type: kinds.get(i).map_or(ColumnType::Text, |g| g.column_type()),
         })
         .collect())
+}
+
+/// A row whose field count differs from the header's (or the first row's).
+fn ragged(record: &csv::StringRecord, expected: usize, header: bool) -> Error {
+    let line = record.position().map_or(0, csv::Position::line);
+    Error::new(
+        ErrorKind::InvalidArgument,
+        format!(
+            "the CSV input has {} fields on line {line} but {expected} {}; every row needs the same number of fields (quote fields that contain the delimiter, or set \"csv.delimiter\")",
+            record.len(),
+            if header { "in its header" } else { "on its first row" },
+        ),
+    )
 }
 
 fn empty() -> Error {
@@ -372,6 +396,16 @@ mod tests {
                 ("d".to_string(), ColumnType::Text),
             ]
         );
+    }
+
+    #[test]
+    fn a_ragged_row_is_refused_naming_its_line() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, "a,b\n1,2\n\"x\ny\",3\n4,5,6\n7,8\n").unwrap();
+        let err = columns(&path, &ExtractOptions::default()).unwrap_err();
+        assert_eq!(err.kind(), ErrorKind::InvalidArgument);
+        assert!(err.message().contains("3 fields on line 5 but 2 in its header"), "{err}");
     }
 
     #[test]
