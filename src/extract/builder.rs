@@ -147,7 +147,8 @@ async fn load(
     };
     let rows = run(client, &statement)
         .await
-        .map_err(|e| refused(format, "its rows cannot be loaded", e))?;
+        .map_err(|e| refused(format, "its rows cannot be loaded", e))
+        .map_err(|e| name_column(e, &sources))?;
     run(client, "DETACH DATABASE \"extract\"")
         .await
         .map_err(setup)?;
@@ -317,6 +318,30 @@ fn refused(format: RowFormat, what: &str, e: tokio_postgres::Error) -> Error {
             hyper_says(&e)
         ),
     )
+}
+
+/// Hyper names a CSV column by position ("column:3"); add its name.
+fn name_column(e: Error, sources: &[Source]) -> Error {
+    let message = e.message();
+    let name = message
+        .split_once("column:")
+        .and_then(|(_, rest)| {
+            let digits: String = rest.chars().take_while(char::is_ascii_digit).collect();
+            digits.parse::<usize>().ok()
+        })
+        .and_then(|n| n.checked_sub(1))
+        .and_then(|i| sources.get(i));
+    match name {
+        Some(s) => Error::new(
+            e.kind(),
+            message.replacen(
+                "column:",
+                &format!("column \"{}\" of type {}, column:", s.name, s.target.sql()),
+                1,
+            ),
+        ),
+        None => e,
+    }
 }
 
 fn internal(what: &str, e: tokio_postgres::Error) -> Error {
