@@ -216,9 +216,7 @@ impl Publisher {
             Ok(Input::Tableau(file_type)) => {
                 self.publish_sealed(&sealed, file_type, &journal, prior.as_ref())
             }
-            Ok(Input::Rows(format)) => {
-                self.publish_rows(&sealed, format, &journal, prior.as_ref())
-            }
+            Ok(Input::Rows(format)) => self.publish_rows(&sealed, format, &journal, prior.as_ref()),
             Err(e) => Err(e),
         };
         let extract = journal

@@ -405,7 +405,11 @@ mod tests {
         std::fs::write(&path, "a,b\n1,2\n\"x\ny\",3\n4,5,6\n7,8\n").unwrap();
         let err = columns(&path, &ExtractOptions::default()).unwrap_err();
         assert_eq!(err.kind(), ErrorKind::InvalidArgument);
-        assert!(err.message().contains("3 fields on line 5 but 2 in its header"), "{err}");
+        assert!(
+            err.message()
+                .contains("3 fields on line 5 but 2 in its header"),
+            "{err}"
+        );
     }
 
     #[test]

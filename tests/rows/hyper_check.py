@@ -13,24 +13,32 @@ import csv
 import datetime
 import decimal
 import json
+import shutil
 import sys
+import tempfile
 
 from tableauhyperapi import Connection, HyperProcess, Telemetry, TypeTag
 
 
 def read_hyper(path):
-    with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU) as hyper:
-        with Connection(hyper.endpoint, path) as conn:
-            tables = [t for s in conn.catalog.get_schema_names()
-                      for t in conn.catalog.get_table_names(s)]
-            names = [str(t) for t in tables]
-            if names != ['"Extract"."Extract"']:
-                return names, [], []
-            d = conn.catalog.get_table_definition(tables[0])
-            columns = [(c.name.unescaped, c.type) for c in d.columns]
-            first = d.columns[0].name
-            rows = conn.execute_list_query(f'SELECT * FROM {tables[0]} ORDER BY {first}')
-            return names, columns, rows
+    # hyperd writes its log into the working directory unless told otherwise.
+    logs = tempfile.mkdtemp(prefix="hyper_check-")
+    try:
+        with HyperProcess(Telemetry.DO_NOT_SEND_USAGE_DATA_TO_TABLEAU,
+                          parameters={"log_dir": logs}) as hyper:
+            with Connection(hyper.endpoint, path) as conn:
+                tables = [t for s in conn.catalog.get_schema_names()
+                          for t in conn.catalog.get_table_names(s)]
+                names = [str(t) for t in tables]
+                if names != ['"Extract"."Extract"']:
+                    return names, [], []
+                d = conn.catalog.get_table_definition(tables[0])
+                columns = [(c.name.unescaped, c.type) for c in d.columns]
+                first = d.columns[0].name
+                rows = conn.execute_list_query(f'SELECT * FROM {tables[0]} ORDER BY {first}')
+                return names, columns, rows
+    finally:
+        shutil.rmtree(logs, ignore_errors=True)
 
 
 def plain(value):
