@@ -86,6 +86,19 @@ impl BackgroundHash {
         self.shared.changed.notify_all();
     }
 
+    /// Stops hashing (within one piece) when the digest will not be needed, so the thread
+    /// gives its core back: a rows input the host gave as a file is built into an extract, and
+    /// only the extract's digest is sent. A later [`wait`](Self::wait) reads the file itself.
+    pub fn abandon(&self) {
+        self.shared.cancelled.store(true, Ordering::Relaxed);
+        self.shared.changed.notify_all();
+    }
+
+    /// Whether [`abandon`](Self::abandon) was called.
+    pub fn abandoned(&self) -> bool {
+        self.shared.cancelled.load(Ordering::Relaxed)
+    }
+
     /// Waits for the digest of the complete file (call [`complete`](Self::complete) first).
     pub fn wait(&self) -> Result<String> {
         let mut p = self.shared.lock();

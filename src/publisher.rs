@@ -367,6 +367,11 @@ impl Publisher {
                 .map_err(|e| Error::io("cannot create the extract file", &e.error))?,
         };
         let external = self.spool.is_external();
+        if external {
+            // The host's own file is neither kept nor uploaded: only the extract's digest is
+            // needed, and hashing the input would take a core from hyperd's COPY.
+            sealed.abandon_digest();
+        }
         let (out_path, work_dir) = (&out, &work_dir);
         let outcome = block_on(&mut self.hooks, |reporter| async move {
             let (out, work_dir) = (out_path, work_dir);

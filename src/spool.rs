@@ -389,13 +389,23 @@ impl Sealed {
         }
     }
 
+    /// Stops a background SHA-256 that nobody will ask for; [`digest`](Self::digest) then
+    /// reads the file if it is asked after all.
+    pub fn abandon_digest(&self) {
+        if let DigestSource::Background(hash) = &self.digest {
+            hash.abandon();
+        }
+    }
+
     /// The SHA-256 of the bytes: the known one, the background one (waiting for it if it is
     /// still behind), or computed now by reading the file.
     pub fn digest(&self) -> Result<String> {
         match &self.digest {
             DigestSource::Known(s) => Ok(s.clone()),
-            DigestSource::Background(hash) => hash.wait(),
-            DigestSource::Unknown => digest_file(&self.path).map(|(_, sha, _)| sha),
+            DigestSource::Background(hash) if !hash.abandoned() => hash.wait(),
+            DigestSource::Background(_) | DigestSource::Unknown => {
+                digest_file(&self.path).map(|(_, sha, _)| sha)
+            }
         }
     }
 }
@@ -458,6 +468,23 @@ pub(crate) fn private_dir(dir: &Path) -> Result<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_abandoned_digest_is_read_from_the_file_when_asked_after_all() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("input.csv");
+        let data: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
+        std::fs::write(&path, &data).unwrap();
+        let mut s = Spool::external(&path).unwrap();
+        let sealed = s.seal().unwrap();
+        sealed.abandon_digest();
+        let DigestSource::Background(hash) = &sealed.digest else {
+            panic!("an external file is hashed in the background");
+        };
+        assert!(hash.abandoned());
+        let expected = crate::hex::hex(&sha2::Sha256::digest(&data));
+        assert_eq!(sealed.digest().unwrap(), expected);
+    }
 
     #[test]
     fn spools_hashes_and_removes() {

@@ -375,3 +375,107 @@ fn without_hyperd_init_names_hyperd_path_and_the_install_command() {
     assert!(!out.stdout.contains("phase"), "nothing ran: {}", out.stdout);
     assert!(env.requests().is_empty());
 }
+
+/// Processes whose command line mentions `part` (hyperd's arguments name its private
+/// directory under the spool directory).
+fn processes_mentioning(part: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else {
+            continue;
+        };
+        let cmdline = String::from_utf8_lossy(&cmdline).replace('\0', " ");
+        if cmdline.contains(part) {
+            found.push(cmdline);
+        }
+    }
+    found
+}
+
+#[test]
+fn a_c_host_cancels_the_build_from_another_thread_ten_times() {
+    if !hyper_available() {
+        return;
+    }
+    static CANCEL: OnceLock<PathBuf> = OnceLock::new();
+    let cancel = CANCEL.get_or_init(|| common::c::compile("cancel.c", &["-pthread"]));
+    let env = Env::start();
+    let dir = tempfile::tempdir().unwrap();
+    // Big enough that hyperd is still loading it 300 ms after the build starts.
+    let input = dir.path().join("rows.csv");
+    {
+        use std::io::Write;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&input).unwrap());
+        writeln!(out, "id,name,amount").unwrap();
+        for i in 0..4_000_000u32 {
+            writeln!(out, "{i},name {i},{}.{:02}", i % 9973, i % 100).unwrap();
+        }
+    }
+    let config = dir.path().join("config.json");
+    std::fs::write(
+        &config,
+        env.config(json!({"datasource_name": "@NAME@", "file_type": "csv"})),
+    )
+    .unwrap();
+    let rounds = 10;
+    let out = common::c::command(cancel)
+        .arg(&config)
+        .arg(&input)
+        .arg(rounds.to_string())
+        .arg("building")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    eprintln!("{stdout}");
+    assert!(
+        out.status.success(),
+        "{:?}:\n{stdout}{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for round in 0..rounds {
+        assert!(
+            stdout.contains(&format!("round {round} status 13 ")),
+            "round {round} was cancelled (TP_ERR_CANCELLED) within a second:\n{stdout}"
+        );
+    }
+    assert!(
+        env.requests().is_empty(),
+        "a build cancelled before sign-in sends nothing: {:?}",
+        env.requests()
+    );
+    assert_eq!(
+        env.spool_files().len(),
+        rounds,
+        "every round's rows are kept"
+    );
+    assert_eq!(env.manifests().len(), rounds, "each with its manifest");
+    let spool = env.spool.path().to_string_lossy().into_owned();
+    let mut left = processes_mentioning(&spool);
+    for _ in 0..40 {
+        if left.is_empty() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        left = processes_mentioning(&spool);
+    }
+    assert!(left.is_empty(), "hyperd was stopped: {left:?}");
+    let partial: Vec<_> = walk(env.spool.path())
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "hyper"))
+        .collect();
+    assert!(partial.is_empty(), "partial extracts removed: {partial:?}");
+}
+
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}

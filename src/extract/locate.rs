@@ -135,7 +135,8 @@ fn children(dir: &Path) -> Vec<PathBuf> {
     found
 }
 
-/// The directories of this library and of the running program.
+/// The directories of this library and of the running program (and a bundle's `lib/` beside
+/// the program's `bin/`).
 fn beside_us() -> Vec<PathBuf> {
     let mut dirs = Vec::new();
     if let Some(lib) = this_library() {
@@ -146,6 +147,12 @@ fn beside_us() -> Vec<PathBuf> {
     if let Ok(exe) = std::env::current_exe() {
         if let Some(dir) = exe.parent() {
             dirs.push(dir.to_path_buf());
+            // A bundle's bin/tabpub finds the hyperd shipped beside the bundle's lib/ library.
+            if dir.file_name().is_some_and(|n| n == "bin") {
+                if let Some(prefix) = dir.parent() {
+                    dirs.push(prefix.join("lib"));
+                }
+            }
         }
     }
     dirs

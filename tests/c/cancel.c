@@ -4,10 +4,12 @@
  * told to take the upload slowly). Default signal dispositions. Portable: pthreads on POSIX,
  * CreateThread/WaitForSingleObject on Windows (x86_64-w64-mingw32-gcc).
  *
- * Usage: cancel CONFIG_JSON_FILE INPUT_FILE ROUNDS
+ * Usage: cancel CONFIG_JSON_FILE INPUT_FILE ROUNDS [building]
+ * With "building" the cancel comes while the extract is being built from rows
+ * (TP_PHASE_BUILDING_EXTRACT) instead of while uploading.
  * The config's "datasource_name" must be "@NAME@": round i publishes as "Cancel-i".
  * Each round feeds INPUT_FILE in 1 MiB chunks, starts tp_finalize_and_publish on a thread,
- * waits for TP_PHASE_UPLOADING plus 300 ms, calls tp_cancel, and measures the time from
+ * waits for TP_PHASE_UPLOADING (or the build) plus 300 ms, calls tp_cancel, and measures the time from
  * tp_cancel to the return. Prints per round:
  *   round I status S cancel_to_return_ms M
  *   round I error MESSAGE
@@ -74,14 +76,17 @@ static int flag_get(flag_t *f) { return __atomic_load_n(f, __ATOMIC_SEQ_CST) != 
 
 struct call {
     tp_publisher *p;
-    flag_t uploading; /* set by the progress callback, on the publishing thread */
+    flag_t reached; /* the phase to cancel in: set by the progress callback, on the publishing thread */
     tp_status status;
     double returned_ms;
 };
 
+/* The phase in which the Cancel button is pressed. */
+static int cancel_phase = TP_PHASE_UPLOADING;
+
 static int32_t on_progress(void *userdata, const tp_progress *progress) {
     struct call *c = (struct call *)userdata;
-    if (progress->phase == TP_PHASE_UPLOADING) flag_set(&c->uploading);
+    if ((int)progress->phase == cancel_phase) flag_set(&c->reached);
     return 0;
 }
 
@@ -176,9 +181,9 @@ static void round_trip(int round) {
     CHECK(started, round, "pthread_create");
     if (!started) return;
 #endif
-    /* The Cancel button is pressed a little after the upload started (at most 60 s). */
-    for (int waited = 0; !flag_get(&c.uploading) && waited < 60000; waited += 10) sleep_ms(10);
-    CHECK(flag_get(&c.uploading), round, "the upload started");
+    /* The Cancel button is pressed a little after the phase started (at most 60 s). */
+    for (int waited = 0; !flag_get(&c.reached) && waited < 60000; waited += 10) sleep_ms(10);
+    CHECK(flag_get(&c.reached), round, "the phase to cancel in started");
     sleep_ms(300);
     double cancelled_ms = now_ms();
     CHECK(tp_cancel(c.p) == TP_OK, round, "tp_cancel from another thread");
@@ -202,10 +207,11 @@ static void round_trip(int round) {
 }
 
 int main(int argc, char **argv) {
-    if (argc != 4) {
-        fprintf(stderr, "usage: cancel CONFIG_JSON_FILE INPUT_FILE ROUNDS\n");
+    if (argc != 4 && !(argc == 5 && strcmp(argv[4], "building") == 0)) {
+        fprintf(stderr, "usage: cancel CONFIG_JSON_FILE INPUT_FILE ROUNDS [building]\n");
         return 3;
     }
+    if (argc == 5) cancel_phase = TP_PHASE_BUILDING_EXTRACT;
 #ifndef _WIN32
     signal(SIGPIPE, SIG_DFL);
 #endif
