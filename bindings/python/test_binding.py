@@ -3,6 +3,7 @@ Run from the repository root after `cargo build`: python3 bindings/python/test_b
 import gc
 import hashlib
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,7 +28,9 @@ import tableau_publisher as tp  # noqa: E402
 class BindingTest(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
-        cls.emu = subprocess.Popen([EMULATOR, "--listen", "127.0.0.1:0", "--quiet", "--exit-on-stdin-eof"],
+        cls.data = tempfile.mkdtemp()
+        cls.emu = subprocess.Popen([EMULATOR, "--listen", "127.0.0.1:0", "--quiet", "--exit-on-stdin-eof",
+                                    "--data-dir", cls.data],
                                    stdin=subprocess.PIPE, stdout=subprocess.PIPE)
         cls.url = cls.emu.stdout.readline().decode().strip()
         cls.spool = tempfile.mkdtemp()
@@ -37,6 +40,7 @@ class BindingTest(unittest.TestCase):
         cls.emu.stdin.close()
         cls.emu.wait(timeout=30)
         cls.emu.stdout.close()
+        shutil.rmtree(cls.data, ignore_errors=True)
 
     def config(self, **over):
         cfg = {"server_url": self.url, "site": "",
@@ -74,6 +78,41 @@ class BindingTest(unittest.TestCase):
         self.assertEqual(result["bytes"], len(data))
         stored = [d for d in self.stored() if d["name"] == "py-chunks"]
         self.assertEqual(stored[0]["sha256"], result["sha256"])
+
+    def test_publish_csv_rows_builds_a_hyper_before_signing_in(self):
+        """A host holding rows feeds CSV; Tableau's own Hyper API reads the same rows back."""
+        try:
+            import tableauhyperapi  # noqa: F401
+        except ImportError:
+            if os.environ.get("TP_SKIP_HYPERD_TESTS") == "1":
+                self.skipTest("no tableauhyperapi (TP_SKIP_HYPERD_TESTS=1)")
+            raise AssertionError("this test needs Tableau's hyperd: pip install -r tests/rows/requirements.txt "
+                                 "(or set TP_SKIP_HYPERD_TESTS=1 to skip it)")
+        rows = ["id,city,amount,day"]
+        for i in range(1000):
+            city = ['"Paris, France"', "Zürich", "", '"say ""hi"""'][i % 4]
+            rows.append(f"{i},{city},{i % 97}.{i % 100:02d},2026-{i % 12 + 1:02d}-{i % 28 + 1:02d}")
+        data = ("\n".join(rows) + "\n").encode()
+        csv_path = os.path.join(self.spool, "rows.csv")
+        with open(csv_path, "wb") as f:
+            f.write(data)
+        seen = []
+        with tp.Publisher(self.config(datasource_name="py-csv", file_type="csv")) as p:
+            for i in range(0, len(data), 4096):
+                p.feed(data[i:i + 4096])
+            p.publish(progress=lambda phase, sent, total: seen.append(phase))
+        phases = [ph for i, ph in enumerate(seen) if i == 0 or seen[i - 1] != ph]
+        self.assertEqual(phases[0], "building_extract", phases)
+        self.assertIn("signing_in", phases)
+        self.assertNotIn("building_extract", phases[phases.index("signing_in"):], phases)
+        [ds] = [d for d in self.stored() if d["name"] == "py-csv"]
+        folder = os.path.join(self.data, "datasources")
+        [stored] = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(ds["id"])]
+        out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "rows", "hyper_check.py"),
+                              "check-csv", stored, csv_path], check=True, capture_output=True)
+        report = json.loads(out.stdout)
+        self.assertEqual(report["rows"], 1000, report)
+        self.assertEqual(report["mismatches"], [], report)
 
     def test_publish_file_in_place(self):
         with tp.Publisher(self.config(datasource_name="py-file")) as p:
