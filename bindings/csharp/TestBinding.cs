@@ -19,6 +19,7 @@ internal static class TestBinding
     private const string SamplePath = "tests/fixtures/sample.hyper";
     private static string url;
     private static string spool;
+    private static string dataDir;
     private static byte[] sample;
     private static string sampleSha;
 
@@ -31,7 +32,9 @@ internal static class TestBinding
 
         string emulator = Environment.GetEnvironmentVariable("TABLEAU_EMULATOR_BIN");
         if (string.IsNullOrEmpty(emulator)) emulator = Path.Combine("target", "debug", "tableau-emulator");
-        var start = new ProcessStartInfo(emulator, "--listen 127.0.0.1:0 --quiet --exit-on-stdin-eof")
+        dataDir = Path.Combine(Path.GetTempPath(), "tp-csharp-data-" + Guid.NewGuid().ToString("N"));
+        Directory.CreateDirectory(dataDir);
+        var start = new ProcessStartInfo(emulator, "--listen 127.0.0.1:0 --quiet --exit-on-stdin-eof --data-dir \"" + dataDir + "\"")
         {
             UseShellExecute = false,
             RedirectStandardInput = true,
@@ -64,6 +67,7 @@ internal static class TestBinding
                 Test("argument_validation", ArgumentValidation),
                 Test("server_refusal_conflict", ServerRefusalConflict),
                 Test("progress_phases_and_bytes", ProgressPhasesAndBytes),
+                Test("csv_rows_built_before_sign_in", CsvRowsBuiltBeforeSignIn),
                 Test("cancel_then_publish_again", CancelThenPublishAgain),
                 Test("throwing_delegate_cancels", ThrowingDelegateCancels),
                 Test("reentrant_call_refused", ReentrantCallRefused),
@@ -103,6 +107,7 @@ internal static class TestBinding
                 Console.WriteLine("FAIL teardown: the emulator did not exit when its stdin closed");
             }
             try { Directory.Delete(spool, true); } catch (Exception) { }
+            try { Directory.Delete(dataDir, true); } catch (Exception) { }
         }
         Console.WriteLine(passed + " passed, " + failed + " failed");
         return failed == 0 ? 0 : 1;
@@ -294,6 +299,89 @@ internal static class TestBinding
         foreach (var pr in uploads) Equal((ulong)sample.Length, pr.BytesTotal, "BytesTotal in " + pr);
         var r = (Dictionary<string, object>)Json.Parse(result);
         Equal(sampleSha, r["sha256"], "result sha256");
+    }
+
+    /// A host holding rows (an SSIS DataTable written as CSV) feeds them with file_type csv:
+    /// the extract is built before signing in, and Tableau's Hyper API reads the rows back.
+    private static void CsvRowsBuiltBeforeSignIn()
+    {
+        if (!HyperApiAvailable()) return;
+        var csv = new StringBuilder("id,city,amount,day\n");
+        string[] cities = { "\"Paris, France\"", "Zürich", "", "\"say \"\"hi\"\"\"" };
+        for (int i = 0; i < 1000; i++)
+            csv.Append(i.ToString(CultureInfo.InvariantCulture)).Append(',').Append(cities[i % 4]).Append(',')
+               .Append((i % 97).ToString(CultureInfo.InvariantCulture)).Append('.')
+               .Append((i % 100).ToString("00", CultureInfo.InvariantCulture))
+               .Append(",2026-").Append((i % 12 + 1).ToString("00", CultureInfo.InvariantCulture))
+               .Append('-').Append((i % 28 + 1).ToString("00", CultureInfo.InvariantCulture)).Append('\n');
+        byte[] data = new UTF8Encoding(false).GetBytes(csv.ToString());
+        string csvPath = Path.Combine(spool, "rows.csv");
+        File.WriteAllBytes(csvPath, data);
+        var seen = new List<Phase>();
+        using (var p = new Publisher(Config("cs-csv", "overwrite", "\"file_type\":\"csv\"")))
+        {
+            for (int i = 0; i < data.Length; i += 4096)
+                p.Feed(data, i, Math.Min(4096, data.Length - i));
+            p.Publish(pr => { seen.Add(pr.Phase); return true; });
+        }
+        Equal(Phase.BuildingExtract, seen[0], "first phase");
+        int signIn = seen.IndexOf(Phase.SigningIn);
+        True(signIn > 0, "signed in after the build");
+        True(seen.LastIndexOf(Phase.BuildingExtract) < signIn, "the build is over before signing in");
+        string stored = null;
+        foreach (string f in Directory.GetFiles(Path.Combine(dataDir, "datasources")))
+            if (Path.GetFileName(f).StartsWith(StoredId("cs-csv"), StringComparison.Ordinal)) stored = f;
+        True(stored != null, "the emulator stored the published file");
+        var check = new ProcessStartInfo("python3", "tests/rows/hyper_check.py check-csv \"" + stored + "\" \"" + csvPath + "\"")
+        {
+            UseShellExecute = false,
+            RedirectStandardOutput = true,
+        };
+        string report;
+        using (var py = Process.Start(check))
+        {
+            report = py.StandardOutput.ReadToEnd();
+            py.WaitForExit();
+            Equal(0, py.ExitCode, "hyper_check.py ran");
+        }
+        var r = (Dictionary<string, object>)Json.Parse(report);
+        Equal(1000.0, r["rows"], "rows read back by Tableau's Hyper API");
+        Equal(0, ((List<object>)r["mismatches"]).Count, "mismatches: " + report);
+    }
+
+    /// Whether python3 has Tableau's Hyper API; without it the test fails unless told to skip.
+    private static bool HyperApiAvailable()
+    {
+        var probe = new ProcessStartInfo("python3", "-c \"import tableauhyperapi\"") { UseShellExecute = false };
+        int code;
+        try
+        {
+            using (var py = Process.Start(probe)) { py.WaitForExit(); code = py.ExitCode; }
+        }
+        catch (Exception) { code = -1; }
+        if (code == 0) return true;
+        if (Environment.GetEnvironmentVariable("TP_SKIP_HYPERD_TESTS") == "1")
+        {
+            Console.WriteLine("SKIP csv_rows_built_before_sign_in: no tableauhyperapi (TP_SKIP_HYPERD_TESTS=1)");
+            return false;
+        }
+        throw new Exception("this test needs Tableau's hyperd: pip install -r tests/rows/requirements.txt (or set TP_SKIP_HYPERD_TESTS=1)");
+    }
+
+    private static string StoredId(string name)
+    {
+        string body;
+        using (var web = new WebClient())
+        {
+            web.Encoding = Encoding.UTF8;
+            body = web.DownloadString(url + "/_emulator/datasources");
+        }
+        foreach (object o in (List<object>)Json.Parse(body))
+        {
+            var d = (Dictionary<string, object>)o;
+            if ((string)d["name"] == name) return (string)d["id"];
+        }
+        throw new Exception("the emulator holds no data source named " + name);
     }
 
     private static void CancelThenPublishAgain()
