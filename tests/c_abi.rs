@@ -55,6 +55,11 @@ fn compile_source(compiler: &str, extra: &[&str], source: &str, out: &Path) {
 /// failures. Returns the emulator and the fixture's sha256 so the caller can check what was
 /// stored.
 fn run(binary: &Path, name: &str, setup: impl FnOnce(&Env)) -> (Env, String) {
+    run_with(binary, name, &[], setup)
+}
+
+/// [`run`] with `extra` arguments after the usual four.
+fn run_with(binary: &Path, name: &str, extra: &[&Path], setup: impl FnOnce(&Env)) -> (Env, String) {
     let env = Env::start();
     setup(&env);
     let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/sample.hyper");
@@ -66,6 +71,7 @@ fn run(binary: &Path, name: &str, setup: impl FnOnce(&Env)) -> (Env, String) {
             fixture,
             &sha,
         ])
+        .args(extra)
         // Rust's runtime keeps some allocations until exit; leaks are not what this checks.
         .env("ASAN_OPTIONS", "detect_leaks=0")
         // cargo puts target/<profile> (where a stale copy from an older `cargo build` may sit)
@@ -113,9 +119,23 @@ fn cpp_wrapper_publishes_and_throws() {
         "bindings/cpp/test_wrapper.cpp",
         &bin,
     );
+    // An Arrow engine's rows too: an Arrow IPC stream made by pyarrow (when the machine has
+    // hyperd and pyarrow; scripts/test-windows runs the wrapper without it).
+    let rows = tempfile::tempdir().unwrap();
+    let (parquet, arrow) = (rows.path().join("t.parquet"), rows.path().join("t.arrows"));
+    let with_rows = hyper_available();
+    if with_rows {
+        hyper_check(&[
+            "make-columnar".as_ref(),
+            parquet.as_os_str(),
+            arrow.as_os_str(),
+            "3000".as_ref(),
+        ]);
+    }
+    let extra: Vec<&Path> = if with_rows { vec![&arrow] } else { vec![] };
     // The one overwrite publish, which the wrapper test cancels from a second thread, is read
     // at 16 KiB/s: 8 s for the fixture, unless cancelled.
-    let (env, sha) = run(&bin, "C++ wrapper test", |env| {
+    let (env, sha) = run_with(&bin, "C++ wrapper test", &extra, |env| {
         env.fault(
             "POST",
             "/datasources?overwrite=true",
@@ -132,6 +152,59 @@ fn cpp_wrapper_publishes_and_throws() {
         sha,
         "published after the cancelled attempt"
     );
+    if with_rows {
+        let id = env.datasource("Arrow from C++").id;
+        let dir = env.emu.data_dir().join("datasources");
+        let stored = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .find(|p| {
+                p.file_name()
+                    .unwrap()
+                    .to_string_lossy()
+                    .starts_with(id.as_str())
+            })
+            .expect("the emulator stored the Arrow publish");
+        let report = hyper_check(&[
+            "check-table".as_ref(),
+            stored.as_os_str(),
+            arrow.as_os_str(),
+        ]);
+        assert_eq!(report["rows"], 3000, "{report}");
+        assert_eq!(report["mismatches"], serde_json::json!([]), "{report}");
+    }
+}
+
+/// Whether python3 has Tableau's Hyper API and pyarrow; without them the test fails unless
+/// `TP_SKIP_HYPERD_TESTS=1`.
+fn hyper_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import tableauhyperapi, pyarrow"])
+        .status()
+        .is_ok_and(|s| s.success());
+    assert!(
+        ok || std::env::var("TP_SKIP_HYPERD_TESTS").as_deref() == Ok("1"),
+        "this test needs Tableau's hyperd and pyarrow: pip install -r tests/rows/requirements.txt (or set TP_SKIP_HYPERD_TESTS=1)"
+    );
+    ok
+}
+
+/// Runs tests/rows/hyper_check.py (Tableau's Hyper API and pyarrow) and parses its report.
+fn hyper_check(args: &[&std::ffi::OsStr]) -> serde_json::Value {
+    let out = Command::new("python3")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/rows/hyper_check.py"
+        ))
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "hyper_check failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(target_os = "linux")]

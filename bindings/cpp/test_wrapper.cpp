@@ -1,4 +1,7 @@
-// Tests the C++ wrapper against the emulator. Usage: test_wrapper SERVER_URL SPOOL_DIR INPUT SHA256
+// Tests the C++ wrapper against the emulator.
+// Usage: test_wrapper SERVER_URL SPOOL_DIR INPUT SHA256 [ARROW_STREAM]
+// With ARROW_STREAM (an Arrow IPC stream file, as an Arrow engine writes one) it also publishes
+// those rows as "Arrow from C++": recognised by content, built into a .hyper before sign-in.
 // Compiled and run by tests/c_abi.rs with -Wall -Wextra -Werror.
 #include <atomic>
 #include <chrono>
@@ -40,7 +43,7 @@ static int count(const Lines &lines, tp_log_level level, const std::string &part
 }
 
 int main(int argc, char **argv) {
-    if (argc != 5) return 2;
+    if (argc != 5 && argc != 6) return 2;
     const std::string url = argv[1], spool = argv[2], input = argv[3], sha = argv[4];
     std::ifstream in(input, std::ios::binary);
     const std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
@@ -151,6 +154,30 @@ int main(int argc, char **argv) {
     } catch (const tableau::Error &e) {
         CHECK(e.status() == TP_ERR_CONFLICT, "clash is TP_ERR_CONFLICT");
         CHECK(std::string(e.what()).find("already exists") != std::string::npos, "clash message");
+    }
+    if (argc == 6) {
+        std::ifstream arrow_in(argv[5], std::ios::binary);
+        const std::string arrow((std::istreambuf_iterator<char>(arrow_in)), std::istreambuf_iterator<char>());
+        try {
+            tableau::Publisher rows(config(url, spool, "Arrow from C++"));
+            for (size_t i = 0; i < arrow.size(); i += 65536)
+                rows.feed(arrow.data() + i, std::min<size_t>(65536, arrow.size() - i));
+            std::vector<tp_phase> phases;
+            rows.publish([&](const tp_progress &pr) {
+                if (phases.empty() || phases.back() != pr.phase) phases.push_back(pr.phase);
+                return true;
+            });
+            CHECK(!phases.empty() && phases.front() == TP_PHASE_BUILDING_EXTRACT, "the Arrow stream is built first");
+            bool signed_in = false, built_after = false;
+            for (tp_phase ph : phases) {
+                signed_in = signed_in || ph == TP_PHASE_SIGNING_IN;
+                built_after = built_after || (signed_in && ph == TP_PHASE_BUILDING_EXTRACT);
+            }
+            CHECK(signed_in && !built_after, "signed in once the extract was built");
+        } catch (const tableau::Error &e) {
+            std::fprintf(stderr, "unexpected with the Arrow stream: %s\n", e.what());
+            failed++;
+        }
     }
     std::printf("%d passed, %d failed\n", passed, failed);
     return failed == 0 ? 0 : 1;
