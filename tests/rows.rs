@@ -195,7 +195,7 @@ fn a_c_host_streams_200k_csv_rows_in_1_mib_chunks_and_hyper_reads_them_back() {
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("nightly.csv");
     write_csv(&csv, 200_000);
-    let env = Env::start();
+    let env = reading_env();
     let out = run_host(&env, json!({"file_type": "csv"}), &csv, MIB);
     assert_eq!(out.status, 0, "{}", out.stdout);
     // Built first, then one sign-in: 8 is TP_PHASE_BUILDING_EXTRACT, 1 signing in.
@@ -217,7 +217,33 @@ fn a_c_host_streams_200k_csv_rows_in_1_mib_chunks_and_hyper_reads_them_back() {
             ("qty", "BIG_INT"),
         ],
     );
+    assert_extract(&env, "Sales", 200_000, 7);
     assert!(env.spool_files().is_empty(), "spool removed after success");
+}
+
+/// An emulator that reads what it is sent with hyperd.
+fn reading_env() -> Env {
+    Env::with(tableau_emulator::Config {
+        read_extracts: true,
+        ..Default::default()
+    })
+}
+
+/// The emulator's own reading of the published file: one table, `"Extract"."Extract"`, with
+/// `rows` rows and `columns` columns.
+fn assert_extract(env: &Env, name: &str, rows: u64, columns: usize) {
+    let d = env.datasource(name);
+    let extract = d.extract.unwrap_or_else(|| {
+        panic!(
+            "{name}: the emulator read no extract: {:?}",
+            d.extract_error
+        )
+    });
+    assert_eq!(extract.tables.len(), 1, "{name}: {extract:?}");
+    let t = extract
+        .table("Extract", "Extract")
+        .expect("\"Extract\".\"Extract\"");
+    assert_eq!((t.rows, t.columns.len()), (rows, columns), "{name}: {t:?}");
 }
 
 #[test]
@@ -250,13 +276,14 @@ fn parquet_and_arrow_streams_from_pyarrow_publish_with_their_types() {
         ("price", "NUMERIC(12, 2)"),
     ];
     for (input, name) in [(&parquet, "From Parquet"), (&arrow, "From Arrow")] {
-        let env = Env::start();
+        let env = reading_env();
         // Recognised by content: no file_type.
         let out = run_host(&env, json!({"datasource_name": name}), input, 256 * 1024);
         assert_eq!(out.status, 0, "{name}: {}", out.stdout);
         assert_eq!(env.count("POST", "/auth/signin"), 1, "{name}: one sign-in");
         let report = check("check-table", &stored(&env, name), input);
         assert_same(&report, 50_000, &types);
+        assert_extract(&env, name, 50_000, types.len());
     }
 }
 

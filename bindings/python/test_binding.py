@@ -106,6 +106,9 @@ class BindingTest(unittest.TestCase):
         self.assertIn("signing_in", phases)
         self.assertNotIn("building_extract", phases[phases.index("signing_in"):], phases)
         [ds] = [d for d in self.stored() if d["name"] == "py-csv"]
+        # The emulator's own reading, with hyperd, of what it was sent.
+        self.assertEqual([(t["schema"], t["name"], t["rows"]) for t in ds["extract"]["tables"]],
+                         [("Extract", "Extract", 1000)], ds.get("extract_error"))
         folder = os.path.join(self.data, "datasources")
         [stored] = [os.path.join(folder, n) for n in os.listdir(folder) if n.startswith(ds["id"])]
         out = subprocess.run([sys.executable, os.path.join(ROOT, "tests", "rows", "hyper_check.py"),

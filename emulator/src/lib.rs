@@ -17,6 +17,7 @@ use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
+mod extract;
 mod filter;
 mod jwt;
 mod multipart;
@@ -24,6 +25,8 @@ mod server;
 mod state;
 mod util;
 mod xml;
+
+pub use extract::{ExtractColumn, ExtractContents, ExtractTable};
 
 /// Emulator settings. `Config::default()` gives a Tableau-Server-like setup on a random port.
 #[derive(Clone, Debug)]
@@ -71,6 +74,15 @@ pub struct Config {
     /// statement says Tableau does (unconfirmed; other sources share one token across parallel
     /// connections). Default false: one token works on any number of connections at once.
     pub end_session_on_second_connection: bool,
+    /// Read each published `.hyper` with Tableau's hyperd when it is asked about
+    /// ([`Emulator::datasources`], `GET /_emulator/datasources`): tables, columns, row counts
+    /// in [`PublishedDatasource::extract`]. Default false here, true in the `tableau-emulator`
+    /// binary (`--no-read-extracts`); `TABLEAU_EMULATOR_HYPERD=off` turns it off everywhere.
+    pub read_extracts: bool,
+    /// hyperd to read extracts with; default `HYPERD_PATH`, else python3's `tableauhyperapi`.
+    pub hyperd_path: Option<PathBuf>,
+    /// Larger published files are not read; default 1 GiB.
+    pub extract_read_max_bytes: u64,
 }
 
 /// The PEM files of an HTTPS emulator.
@@ -102,6 +114,9 @@ impl Default for Config {
             tls: None,
             accept_apos_entity: false,
             end_session_on_second_connection: false,
+            read_extracts: false,
+            hyperd_path: None,
+            extract_read_max_bytes: 1024 * 1024 * 1024,
         }
     }
 }
@@ -261,6 +276,12 @@ pub struct PublishedDatasource {
     pub history: Vec<DatasourceOp>,
     pub created_at: String,
     pub updated_at: String,
+    /// What the published `.hyper` holds, read with hyperd ([`Config::read_extracts`]).
+    #[serde(default)]
+    pub extract: Option<ExtractContents>,
+    /// Why it was not read (no hyperd, not a Hyper file, too large, hyperd's error).
+    #[serde(default)]
+    pub extract_error: Option<String>,
 }
 
 /// One publish applied to a data source.

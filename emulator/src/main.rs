@@ -27,6 +27,13 @@ struct Args {
     /// restApiVersion to advertise; higher URL versions get 404003.
     #[arg(long, default_value = "3.25")]
     api_version: String,
+    /// Do not read published .hyper files with hyperd (by default their tables, columns and
+    /// row counts are in /_emulator/datasources when hyperd is found).
+    #[arg(long)]
+    no_read_extracts: bool,
+    /// hyperd to read extracts with (default HYPERD_PATH, else python3's tableauhyperapi).
+    #[arg(long)]
+    hyperd_path: Option<PathBuf>,
     /// Keep uploads and published files here (default: a temporary directory).
     #[arg(long)]
     data_dir: Option<PathBuf>,
@@ -97,6 +104,8 @@ fn main() {
     }
     cfg.absolute_token_ttl = args.absolute_token_ttl;
     cfg.data_dir = args.data_dir.clone();
+    cfg.read_extracts = !args.no_read_extracts;
+    cfg.hyperd_path = args.hyperd_path.clone();
     if let Some(ms) = args.job_duration_ms {
         cfg.job_duration = Duration::from_millis(ms);
     }

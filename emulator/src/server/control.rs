@@ -70,10 +70,14 @@ pub(super) async fn handle(sh: Arc<Shared>, req: Request<Incoming>) -> Resp {
         Err(_) => Bytes::new(),
     };
     match (method.as_str(), path.as_str()) {
-        ("GET", "/_emulator/datasources") => json_response(
-            200,
-            serde_json::to_value(sh.datasources()).unwrap_or_default(),
-        ),
+        ("GET", "/_emulator/datasources") => {
+            // Reading extracts blocks while hyperd works.
+            let listed = tokio::task::spawn_blocking(move || sh.datasources()).await;
+            json_response(
+                200,
+                serde_json::to_value(listed.unwrap_or_default()).unwrap_or_default(),
+            )
+        }
         ("GET", "/_emulator/requests") => {
             json_response(200, serde_json::to_value(sh.requests()).unwrap_or_default())
         }

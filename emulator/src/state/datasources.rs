@@ -101,6 +101,8 @@ impl State {
             history: d.history.clone(),
             created_at: iso8601(d.created_at),
             updated_at: iso8601(d.updated_at),
+            extract: None,
+            extract_error: None,
         }
     }
 
@@ -250,8 +252,28 @@ fn op(name: &str, p: &PendingPublish) -> DatasourceOp {
 }
 
 impl Shared {
+    /// Every data source; each `.hyper` read by hyperd when [`crate::Config::read_extracts`]
+    /// (blocks while it reads; call from a blocking context).
     pub(crate) fn datasources(&self) -> Vec<PublishedDatasource> {
-        let st = self.lock();
-        st.datasources.iter().map(|d| st.published(d)).collect()
+        let listed: Vec<(PublishedDatasource, Option<PathBuf>)> = {
+            let st = self.lock();
+            st.datasources
+                .iter()
+                .map(|d| (st.published(d), d.path.clone()))
+                .collect()
+        };
+        listed
+            .into_iter()
+            .map(|(mut p, path)| {
+                if let Some(path) = path.filter(|_| p.file_type == "hyper") {
+                    match self.extracts.read(&path, &p.sha256) {
+                        Some(Ok(contents)) => p.extract = Some(contents),
+                        Some(Err(why)) => p.extract_error = Some(why),
+                        None => {}
+                    }
+                }
+                p
+            })
+            .collect()
     }
 }

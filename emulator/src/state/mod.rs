@@ -53,16 +53,25 @@ pub(crate) struct Shared {
     pub cfg: Config,
     pub data_dir: PathBuf,
     pub log_stderr: AtomicBool,
+    pub extracts: crate::extract::ExtractReader,
     st: Mutex<State>,
 }
 
 impl Shared {
     pub(crate) fn new(cfg: Config, data_dir: PathBuf) -> Shared {
         let st = State::seeded(&cfg);
+        let extracts = crate::extract::ExtractReader::new(crate::extract::ReaderSettings {
+            enabled: cfg.read_extracts
+                && std::env::var("TABLEAU_EMULATOR_HYPERD").as_deref() != Ok("off"),
+            hyperd_path: cfg.hyperd_path.clone(),
+            max_bytes: cfg.extract_read_max_bytes,
+            work_dir: data_dir.clone(),
+        });
         Shared {
             cfg,
             data_dir,
             log_stderr: AtomicBool::new(std::env::var_os("TABLEAU_EMULATOR_LOG").is_some()),
+            extracts,
             st: Mutex::new(st),
         }
     }
