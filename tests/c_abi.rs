@@ -123,14 +123,9 @@ fn cpp_wrapper_publishes_and_throws() {
     // hyperd and pyarrow; scripts/test-windows runs the wrapper without it).
     let rows = tempfile::tempdir().unwrap();
     let (parquet, arrow) = (rows.path().join("t.parquet"), rows.path().join("t.arrows"));
-    let with_rows = hyper_available();
+    let with_rows = common::hyper::available();
     if with_rows {
-        hyper_check(&[
-            "make-columnar".as_ref(),
-            parquet.as_os_str(),
-            arrow.as_os_str(),
-            "3000".as_ref(),
-        ]);
+        common::hyper::make_columnar(&parquet, &arrow, 3000);
     }
     let extra: Vec<&Path> = if with_rows { vec![&arrow] } else { vec![] };
     // The one overwrite publish, which the wrapper test cancels from a second thread, is read
@@ -153,58 +148,11 @@ fn cpp_wrapper_publishes_and_throws() {
         "published after the cancelled attempt"
     );
     if with_rows {
-        let id = env.datasource("Arrow from C++").id;
-        let dir = env.emu.data_dir().join("datasources");
-        let stored = std::fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .find(|p| {
-                p.file_name()
-                    .unwrap()
-                    .to_string_lossy()
-                    .starts_with(id.as_str())
-            })
-            .expect("the emulator stored the Arrow publish");
-        let report = hyper_check(&[
-            "check-table".as_ref(),
-            stored.as_os_str(),
-            arrow.as_os_str(),
-        ]);
+        let stored = common::hyper::stored(&env, "Arrow from C++");
+        let report = common::hyper::check("check-table", &stored, &arrow);
         assert_eq!(report["rows"], 3000, "{report}");
         assert_eq!(report["mismatches"], serde_json::json!([]), "{report}");
     }
-}
-
-/// Whether python3 has Tableau's Hyper API and pyarrow; without them the test fails unless
-/// `TP_SKIP_HYPERD_TESTS=1`.
-fn hyper_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tableauhyperapi, pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    assert!(
-        ok || std::env::var("TP_SKIP_HYPERD_TESTS").as_deref() == Ok("1"),
-        "this test needs Tableau's hyperd and pyarrow: pip install -r tests/rows/requirements.txt (or set TP_SKIP_HYPERD_TESTS=1)"
-    );
-    ok
-}
-
-/// Runs tests/rows/hyper_check.py (Tableau's Hyper API and pyarrow) and parses its report.
-fn hyper_check(args: &[&std::ffi::OsStr]) -> serde_json::Value {
-    let out = Command::new("python3")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/tests/rows/hyper_check.py"
-        ))
-        .args(args)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hyper_check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null)
 }
 
 #[cfg(target_os = "linux")]

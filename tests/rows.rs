@@ -9,33 +9,15 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
+use common::hyper::{available as hyper_available, check, make_columnar, stored};
 use common::{Env, MIB};
 use serde_json::{json, Value};
 
 fn host() -> &'static Path {
     static HOST: OnceLock<PathBuf> = OnceLock::new();
     HOST.get_or_init(|| common::c::compile("host.c", &[]))
-}
-
-const CHECKER: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/rows/hyper_check.py");
-
-/// False (after saying why) when the machine cannot run these tests and was told to skip.
-fn hyper_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import tableauhyperapi, pyarrow"])
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        assert!(
-            std::env::var("TP_SKIP_HYPERD_TESTS").as_deref() == Ok("1"),
-            "these tests need Tableau's hyperd and pyarrow: pip install -r tests/rows/requirements.txt (or set TP_SKIP_HYPERD_TESTS=1 to skip them)"
-        );
-        eprintln!("skipped: no tableauhyperapi/pyarrow for python3 (TP_SKIP_HYPERD_TESTS=1)");
-    }
-    ok
 }
 
 struct Outcome {
@@ -66,38 +48,6 @@ fn run_host(env: &Env, overrides: Value, input: &Path, chunk: usize) -> Outcome 
         .and_then(|s| s.parse().ok())
         .unwrap_or_else(|| panic!("no status: {stdout}"));
     Outcome { status, stdout }
-}
-
-/// The stored file of the data source `name` in the emulator's data directory.
-fn stored(env: &Env, name: &str) -> PathBuf {
-    let id = env.datasource(name).id;
-    let dir = env.emu.data_dir().join("datasources");
-    std::fs::read_dir(&dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .find(|p| {
-            p.file_name()
-                .unwrap()
-                .to_string_lossy()
-                .starts_with(id.as_str())
-        })
-        .unwrap_or_else(|| panic!("no stored file for {id} in {}", dir.display()))
-}
-
-fn check(kind: &str, hyper: &Path, input: &Path) -> Value {
-    let out = Command::new("python3")
-        .arg(CHECKER)
-        .arg(kind)
-        .arg(hyper)
-        .arg(input)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "hyper_check failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 fn phases(stdout: &str) -> Vec<i32> {
@@ -254,15 +204,7 @@ fn parquet_and_arrow_streams_from_pyarrow_publish_with_their_types() {
     let dir = tempfile::tempdir().unwrap();
     let parquet = dir.path().join("t.parquet");
     let arrow = dir.path().join("t.arrows");
-    let made = Command::new("python3")
-        .arg(CHECKER)
-        .arg("make-columnar")
-        .arg(&parquet)
-        .arg(&arrow)
-        .arg("50000")
-        .status()
-        .unwrap();
-    assert!(made.success());
+    make_columnar(&parquet, &arrow, 50_000);
     let types = [
         ("id", "BIG_INT"),
         ("small", "SMALL_INT"),
@@ -299,15 +241,7 @@ fn bad_rows_are_refused_naming_where_before_any_request() {
     let text = std::fs::read_to_string(&good).unwrap();
     let parquet = dir.path().join("t.parquet");
     let arrow = dir.path().join("t.arrows");
-    assert!(Command::new("python3")
-        .arg(CHECKER)
-        .args(["make-columnar"])
-        .arg(&parquet)
-        .arg(&arrow)
-        .arg("20000")
-        .status()
-        .unwrap()
-        .success());
+    make_columnar(&parquet, &arrow, 20_000);
     let half = |p: &Path| {
         let b = std::fs::read(p).unwrap();
         b[..b.len() / 2].to_vec()

@@ -9,6 +9,7 @@ use tableau_publisher::{Error, PublishResult, Publisher};
 
 pub mod c;
 pub mod hostile;
+pub mod hyper;
 pub mod proxy;
 pub mod tap;
 
